@@ -1,0 +1,14 @@
+//! simctl: gem5 full-system simulation of serverless functions.
+//!
+//! Data flows one way: spec (TOML) -> artifacts (kernel, image, checkpoint) -> run directory ->
+//! stats -> report. See ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod guest;
+pub mod image;
+pub mod kernel;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod sweep;
+pub mod workloads;

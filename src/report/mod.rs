@@ -1,0 +1,3 @@
+//! `simctl report`.
+
+pub mod cli;

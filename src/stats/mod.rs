@@ -1,0 +1,3 @@
+//! `simctl stats`.
+
+pub mod cli;
