@@ -3,10 +3,14 @@
 //! Data flows one way: spec (TOML) -> artifacts (kernel, image, checkpoint) -> run directory ->
 //! stats -> report. See ARCHITECTURE.md for the map.
 
+pub mod cache;
 pub mod cli;
+pub mod fsutil;
 pub mod guest;
 pub mod image;
 pub mod kernel;
+pub mod process;
+pub mod project;
 pub mod report;
 pub mod run;
 pub mod stats;

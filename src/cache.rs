@@ -1,0 +1,333 @@
+//! The content-addressed artifact store: kernels, root filesystems, images, workload builds and
+//! checkpoints live in `<cache>/<kind>/<key>/`, where the key hashes everything that shaped them.
+//!
+//! Architecture invariant: a directory under a key is complete. Builders fill a staging
+//! directory and it is renamed into place only when the build succeeded; a failed build is moved
+//! to `<kind>/<key>.failed/` so its logs stay readable, and never looks finished. Artifacts are
+//! never changed in place: a different input gives a different key.
+
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// File written into every finished artifact: the inputs its key was made from.
+pub const KEY_FILE: &str = "simctl-key.txt";
+
+/// Bump to invalidate every cached artifact when the layout of artifacts changes.
+const STORE_VERSION: &str = "1";
+
+/// The hash of named inputs. Every input is recorded by name so a key can be explained.
+#[derive(Clone)]
+pub struct CacheKey {
+    hasher: blake3::Hasher,
+    description: Vec<String>,
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheKey")
+            .field("hex", &self.hex())
+            .field("inputs", &self.description)
+            .finish()
+    }
+}
+
+impl CacheKey {
+    /// A key for one kind of artifact with a recipe version: bumping the version when the
+    /// recipe changes makes every old artifact of that kind stale.
+    pub fn new(kind: &str, recipe_version: u32) -> CacheKey {
+        let mut key = CacheKey {
+            hasher: blake3::Hasher::new(),
+            description: Vec::new(),
+        };
+        key.push("store", STORE_VERSION.as_bytes());
+        key.push("kind", kind.as_bytes());
+        key.push("recipe", recipe_version.to_string().as_bytes());
+        key
+    }
+
+    fn push(&mut self, name: &str, bytes: &[u8]) {
+        // Length-prefixed so that ("ab","c") and ("a","bc") hash differently.
+        for part in [name.as_bytes(), bytes] {
+            self.hasher.update(&(part.len() as u64).to_le_bytes());
+            self.hasher.update(part);
+        }
+    }
+
+    /// Adds a named string input.
+    pub fn text(mut self, name: &str, value: &str) -> CacheKey {
+        self.push(name, value.as_bytes());
+        self.description.push(format!("{name} = {value}"));
+        self
+    }
+
+    /// Adds the contents of a file (not its path or time stamps).
+    pub fn file(mut self, name: &str, path: &Path) -> Result<CacheKey> {
+        let digest = hash_file(path)?;
+        self.push(name, digest.as_bytes());
+        self.description
+            .push(format!("{name} = file {} blake3:{digest}", path.display()));
+        Ok(self)
+    }
+
+    /// Adds a directory tree: relative paths, file modes, link targets and contents, in sorted
+    /// order, so the same tree gives the same key on any machine.
+    pub fn tree(mut self, name: &str, dir: &Path) -> Result<CacheKey> {
+        let digest = hash_tree(dir)?;
+        self.push(name, digest.as_bytes());
+        self.description
+            .push(format!("{name} = tree {} blake3:{digest}", dir.display()));
+        Ok(self)
+    }
+
+    /// Adds another key (an artifact this one is built from).
+    pub fn key(mut self, name: &str, other: &CacheKey) -> CacheKey {
+        let hex = other.hex();
+        self.push(name, hex.as_bytes());
+        self.description.push(format!("{name} = key {hex}"));
+        self
+    }
+
+    /// The key as a directory name: 32 hex digits (128 bits) of the blake3 hash.
+    pub fn hex(&self) -> String {
+        self.hasher.finalize().to_hex()[..32].to_string()
+    }
+
+    /// The inputs, one per line, as written to [`KEY_FILE`].
+    pub fn describe(&self) -> String {
+        let mut text = format!("key = {}\n", self.hex());
+        for line in &self.description {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
+    }
+}
+
+/// blake3 of a file's contents, hex.
+pub fn hash_file(path: &Path) -> Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    hasher
+        .update_reader(file)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// blake3 of a directory tree (names, modes, symlink targets, contents), hex.
+pub fn hash_tree(dir: &Path) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut hasher = blake3::Hasher::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("cannot walk {}", dir.display()))?;
+        let relative = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        let meta = entry.path().symlink_metadata()?;
+        let name = relative.to_string_lossy();
+        hasher.update(&(name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update(&meta.permissions().mode().to_le_bytes());
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(entry.path())?;
+            hasher.update(target.to_string_lossy().as_bytes());
+        } else if meta.is_file() {
+            hasher.update(&meta.len().to_le_bytes());
+            let file = File::open(entry.path())
+                .with_context(|| format!("cannot read {}", entry.path().display()))?;
+            hasher.update_reader(file)?;
+        }
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// The artifact cache on disk.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Store {
+        Store { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the artifact of `kind` with `key` lives (whether or not it exists yet).
+    pub fn path(&self, kind: &str, key: &CacheKey) -> PathBuf {
+        self.root.join(kind).join(key.hex())
+    }
+
+    /// The finished artifact, if it was built before.
+    pub fn lookup(&self, kind: &str, key: &CacheKey) -> Option<PathBuf> {
+        let path = self.path(kind, key);
+        path.join(KEY_FILE).is_file().then_some(path)
+    }
+
+    /// Returns the finished artifact, building it first when needed. `build` fills the staging
+    /// directory it is given; only when it returns Ok is that directory renamed into place.
+    /// Concurrent callers with the same key wait for each other (a lock file), so a sweep
+    /// running many runs in parallel builds each artifact once.
+    pub fn get_or_build(
+        &self,
+        kind: &str,
+        key: &CacheKey,
+        build: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<Artifact> {
+        if let Some(path) = self.lookup(kind, key) {
+            return Ok(Artifact { path, reused: true });
+        }
+        let kind_dir = self.root.join(kind);
+        std::fs::create_dir_all(&kind_dir)
+            .with_context(|| format!("cannot create cache directory {}", kind_dir.display()))?;
+        let final_path = self.path(kind, key);
+        let lock_path = kind_dir.join(format!("{}.lock", key.hex()));
+        let lock = File::create(&lock_path)
+            .with_context(|| format!("cannot create lock file {}", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        if let Some(path) = self.lookup(kind, key) {
+            return Ok(Artifact { path, reused: true });
+        }
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".staging-{}-", key.hex()))
+            .tempdir_in(&kind_dir)
+            .with_context(|| {
+                format!(
+                    "cannot create a staging directory in {}",
+                    kind_dir.display()
+                )
+            })?;
+        match build(staging.path()) {
+            Ok(()) => {
+                std::fs::write(staging.path().join(KEY_FILE), key.describe())?;
+                let staged = staging.keep();
+                if final_path.exists() {
+                    // Left by a build that died before writing KEY_FILE: not an artifact.
+                    std::fs::remove_dir_all(&final_path).with_context(|| {
+                        format!("cannot remove incomplete {}", final_path.display())
+                    })?;
+                }
+                std::fs::rename(&staged, &final_path).with_context(|| {
+                    format!(
+                        "cannot move {} to {}",
+                        staged.display(),
+                        final_path.display()
+                    )
+                })?;
+                Ok(Artifact {
+                    path: final_path,
+                    reused: false,
+                })
+            }
+            Err(err) => {
+                let failed = kind_dir.join(format!("{}.failed", key.hex()));
+                let _ = std::fs::remove_dir_all(&failed);
+                let staged = staging.keep();
+                match std::fs::rename(&staged, &failed) {
+                    Ok(()) => Err(err.context(format!(
+                        "building {kind} {} failed; its files and logs are kept in {}",
+                        key.hex(),
+                        failed.display()
+                    ))),
+                    Err(_) => Err(err),
+                }
+            }
+        }
+    }
+}
+
+/// A finished artifact directory and whether it came from the cache.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub path: PathBuf,
+    pub reused: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_depend_on_every_input_and_on_nothing_else() {
+        let a = CacheKey::new("kernel", 1)
+            .text("source", "linux-6.1")
+            .text("jobs", "x");
+        let same = CacheKey::new("kernel", 1)
+            .text("source", "linux-6.1")
+            .text("jobs", "x");
+        let other_value = CacheKey::new("kernel", 1)
+            .text("source", "linux-6.12")
+            .text("jobs", "x");
+        let other_recipe = CacheKey::new("kernel", 2)
+            .text("source", "linux-6.1")
+            .text("jobs", "x");
+        let shifted = CacheKey::new("kernel", 1)
+            .text("source", "linux-6.1j")
+            .text("obs", "x");
+        assert_eq!(a.hex(), same.hex());
+        for different in [&other_value, &other_recipe, &shifted] {
+            assert_ne!(a.hex(), different.hex());
+        }
+        assert_eq!(a.hex().len(), 32);
+        assert!(a.describe().contains("source = linux-6.1"));
+    }
+
+    #[test]
+    fn tree_hash_sees_contents_names_and_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "1").unwrap();
+        let first = hash_tree(dir.path()).unwrap();
+        std::fs::write(dir.path().join("a"), "2").unwrap();
+        let changed = hash_tree(dir.path()).unwrap();
+        std::fs::set_permissions(dir.path().join("a"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let chmod = hash_tree(dir.path()).unwrap();
+        assert_ne!(first, changed);
+        assert_ne!(changed, chmod);
+    }
+
+    #[test]
+    fn build_runs_once_and_failures_never_look_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let key = CacheKey::new("thing", 1).text("x", "1");
+
+        let err = store
+            .get_or_build("thing", &key, |staging| {
+                std::fs::write(staging.join("build.log"), "compiler said no")?;
+                anyhow::bail!("compile failed")
+            })
+            .unwrap_err();
+        assert!(format!("{err:#}").contains(".failed"), "{err:#}");
+        assert!(store.lookup("thing", &key).is_none());
+        let failed_log = dir
+            .path()
+            .join("thing")
+            .join(format!("{}.failed/build.log", key.hex()));
+        assert_eq!(
+            std::fs::read_to_string(failed_log).unwrap(),
+            "compiler said no"
+        );
+
+        let built = store
+            .get_or_build("thing", &key, |staging| {
+                Ok(std::fs::write(staging.join("out"), "ok")?)
+            })
+            .unwrap();
+        assert!(!built.reused);
+        assert_eq!(
+            std::fs::read_to_string(built.path.join("out")).unwrap(),
+            "ok"
+        );
+        let again = store
+            .get_or_build("thing", &key, |_| anyhow::bail!("must not rebuild"))
+            .unwrap();
+        assert!(again.reused);
+        assert_eq!(again.path, built.path);
+    }
+}
