@@ -1,6 +1,7 @@
 //! `simctl run`.
 
 pub mod doctor;
+pub mod kvm;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {}
