@@ -1,7 +1,11 @@
 //! `simctl run`.
 
+pub mod cmdline;
+pub mod console;
 pub mod doctor;
 pub mod kvm;
+pub mod qemu;
+pub mod rundir;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {}
