@@ -1,8 +1,257 @@
-//! `simctl doctor`.
+//! `simctl doctor`: for each stage, whether its tools are present and usable, and what to
+//! install when they are not. Checks run the tools for real where that is cheap (versions, the
+//! KVM probe), so "present but broken" is reported as broken.
 
+use std::path::Path;
+
+use anyhow::Result;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::process::{Command, find_program};
+use crate::project::Project;
+
+/// Check which tools each stage needs and whether they work here.
 #[derive(Debug, clap::Args)]
-pub struct DoctorArgs {}
+#[command(after_help = "Example:\n  simctl doctor\n  simctl doctor --stage run-gem5")]
+pub struct DoctorArgs {
+    /// Only check this stage (e.g. build-image, run-qemu, run-gem5, sweep-slurm).
+    #[arg(long)]
+    pub stage: Option<String>,
+}
 
-pub fn run_cli(_args: DoctorArgs) -> anyhow::Result<()> {
-    anyhow::bail!("simctl doctor is not implemented yet")
+/// The verdict on one tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Ok(String),
+    Missing { hint: String },
+    Broken { detail: String, hint: String },
+}
+
+/// One line of the doctor's table.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub stage: &'static str,
+    pub tool: &'static str,
+    pub verdict: Verdict,
+}
+
+fn program_check(
+    stage: &'static str,
+    tool: &'static str,
+    version_args: &[&str],
+    package: &str,
+) -> Check {
+    let verdict = match find_program(tool) {
+        None => Verdict::Missing {
+            hint: format!("apt-get install {package}"),
+        },
+        Some(path) => {
+            if version_args.is_empty() {
+                Verdict::Ok(path.display().to_string())
+            } else {
+                match Command::new(&path)
+                    .args(version_args.iter().copied())
+                    .read_stdout()
+                {
+                    Ok(out) => Verdict::Ok(first_line(&out).unwrap_or(path.display().to_string())),
+                    Err(err) => Verdict::Broken {
+                        detail: format!("{err:#}"),
+                        hint: format!("reinstall {package}"),
+                    },
+                }
+            }
+        }
+    };
+    Check {
+        stage,
+        tool,
+        verdict,
+    }
+}
+
+fn first_line(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .map(str::to_string)
+}
+
+fn file_check(stage: &'static str, tool: &'static str, path: &str, package: &str) -> Check {
+    let verdict = if Path::new(path).exists() {
+        Verdict::Ok(path.to_string())
+    } else {
+        Verdict::Missing {
+            hint: format!("apt-get install {package}"),
+        }
+    };
+    Check {
+        stage,
+        tool,
+        verdict,
+    }
+}
+
+fn kvm_check() -> Check {
+    let status = super::kvm::probe();
+    let verdict = if status.is_usable() {
+        Verdict::Ok(status.describe())
+    } else {
+        Verdict::Broken {
+            detail: status.describe(),
+            hint: "optional: QEMU falls back to TCG and gem5 to the atomic CPU".into(),
+        }
+    };
+    Check {
+        stage: "run-qemu",
+        tool: "kvm",
+        verdict,
+    }
+}
+
+fn gem5_check(project: &Project) -> Check {
+    let verdict = match project.gem5() {
+        Ok(Some(path)) => match super::gem5_version(&path) {
+            Ok(version) => Verdict::Ok(format!("{} ({version})", path.display())),
+            Err(err) => Verdict::Broken {
+                detail: format!("{err:#}"),
+                hint: "rebuild gem5: scons build/X86/gem5.opt".into(),
+            },
+        },
+        Ok(None) => Verdict::Missing {
+            hint: "build gem5 (scons build/X86/gem5.opt) and set SIMCTL_GEM5 or `gem5 = ...` in simctl.toml"
+                .into(),
+        },
+        Err(err) => Verdict::Broken { detail: format!("{err:#}"), hint: "fix the gem5 path".into() },
+    };
+    Check {
+        stage: "run-gem5",
+        tool: "gem5",
+        verdict,
+    }
+}
+
+/// Every check, in stage order.
+pub fn checks(project: &Project) -> Vec<Check> {
+    vec![
+        program_check("build-kernel", "make", &["--version"], "make"),
+        program_check("build-kernel", "gcc", &["--version"], "build-essential"),
+        program_check("build-kernel", "flex", &["--version"], "flex"),
+        program_check("build-kernel", "bison", &["--version"], "bison"),
+        program_check("build-kernel", "bc", &["--version"], "bc"),
+        file_check(
+            "build-kernel",
+            "libelf",
+            "/usr/include/libelf.h",
+            "libelf-dev",
+        ),
+        program_check("build-kernel", "dpkg-deb", &["--version"], "dpkg"),
+        program_check(
+            "build-guest",
+            "cargo",
+            &["--version"],
+            "rustup (https://rustup.rs)",
+        ),
+        file_check(
+            "build-guest",
+            "static glibc",
+            "/usr/lib/x86_64-linux-gnu/libc.a",
+            "libc6-dev",
+        ),
+        program_check("build-guest", "protoc", &["--version"], "protobuf-compiler"),
+        program_check("build-workload", "go", &["version"], "golang-go"),
+        program_check("build-workload", "protoc-gen-go", &[], "protoc-gen-go"),
+        program_check(
+            "build-workload",
+            "protoc-gen-go-grpc",
+            &[],
+            "protoc-gen-go-grpc",
+        ),
+        file_check(
+            "build-workload",
+            "go grpc",
+            "/usr/share/gocode/src/google.golang.org/grpc",
+            "golang-google-grpc-dev golang-github-golang-protobuf-1-5-dev",
+        ),
+        program_check("build-image", "mmdebstrap", &["--version"], "mmdebstrap"),
+        program_check("build-image", "mke2fs", &["-V"], "e2fsprogs"),
+        program_check("build-image", "sfdisk", &["--version"], "fdisk"),
+        program_check("build-image", "debugfs", &["-V"], "e2fsprogs"),
+        program_check(
+            "run-qemu",
+            "qemu-system-x86_64",
+            &["--version"],
+            "qemu-system-x86",
+        ),
+        kvm_check(),
+        gem5_check(project),
+        program_check("sweep-slurm", "sbatch", &["--version"], "slurm-client"),
+        program_check("sweep-slurm", "squeue", &["--version"], "slurm-client"),
+    ]
+}
+
+pub fn run_cli(args: DoctorArgs) -> Result<()> {
+    let project = Project::locate()?;
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["stage", "tool", "state", "detail / what to do"]);
+    let mut problems = 0;
+    for check in checks(&project) {
+        if args
+            .stage
+            .as_deref()
+            .is_some_and(|stage| stage != check.stage)
+        {
+            continue;
+        }
+        let (state, detail) = match &check.verdict {
+            Verdict::Ok(detail) => ("ok", detail.clone()),
+            Verdict::Missing { hint } => ("missing", hint.clone()),
+            Verdict::Broken { detail, hint } => ("broken", format!("{detail}; {hint}")),
+        };
+        if state != "ok" {
+            problems += 1;
+        }
+        table.add_row([check.stage, check.tool, state, detail.as_str()]);
+    }
+    println!("{table}");
+    println!("cache: {}", project.cache_dir().display());
+    println!("{problems} tool(s) missing or broken (stages that need them will say so when run)");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_program_gets_an_install_hint() {
+        let check = program_check(
+            "x",
+            "simctl-no-such-program",
+            &["--version"],
+            "some-package",
+        );
+        assert_eq!(
+            check.verdict,
+            Verdict::Missing {
+                hint: "apt-get install some-package".into()
+            }
+        );
+    }
+
+    #[test]
+    fn present_program_reports_its_version_line() {
+        let check = program_check("x", "sh", &["-c", "echo; echo shell 1.0"], "dash");
+        assert_eq!(check.verdict, Verdict::Ok("shell 1.0".into()));
+    }
+
+    #[test]
+    fn failing_program_is_broken_not_missing() {
+        let check = program_check("x", "false", &["--version"], "coreutils");
+        assert!(
+            matches!(check.verdict, Verdict::Broken { .. }),
+            "{:?}",
+            check.verdict
+        );
+    }
 }
