@@ -13,8 +13,119 @@ use anyhow::{Context, Result};
 
 use crate::process::Command;
 
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+/// Run a workload in gem5 or QEMU: warm-up invocations, then measured ones, each measured
+/// invocation with its own gem5 stats dump.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  simctl run --workload aes-go
+  simctl run --workload aes-go --platform qemu --invocations 20 --warmup 5
+  simctl run --workload fibonacci-go --cpu o3 --system gem5-configs/systems/skylake-like.toml
+  simctl run --workload spin --pattern rps --rps 50 --arrival poisson --invocations 200")]
+pub struct RunArgs {
+    /// Workload to run (a folder in workloads/).
+    #[arg(long)]
+    pub workload: String,
+    /// gem5 or qemu; default: gem5 when a gem5 binary is configured, QEMU otherwise.
+    #[arg(long, value_enum)]
+    pub platform: Option<cmdline::PlatformKind>,
+    /// gem5 system: a name in gem5-configs/systems/ or a TOML file.
+    #[arg(long, default_value = "default")]
+    pub system: String,
+    /// gem5 CPU model for the measured phase.
+    #[arg(long, value_enum, default_value_t = CpuModel::O3)]
+    pub cpu: CpuModel,
+    /// Override a system parameter (repeatable), e.g. --set llc_size=256kB.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Measured invocations.
+    #[arg(long, default_value_t = 10)]
+    pub invocations: u64,
+    /// Warm-up invocations before the measured ones (checkpoint taken after them on gem5).
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u64,
+    /// Invocations run on gem5's atomic CPU after the checkpoint to warm caches, before measuring.
+    #[arg(long, default_value_t = 0)]
+    pub atomic_warm: u64,
+    /// Load pattern of the client.
+    #[arg(long, value_enum, default_value_t = Pattern::Closed)]
+    pub pattern: Pattern,
+    /// Requests per second (pattern rps).
+    #[arg(long)]
+    pub rps: Option<f64>,
+    /// Inter-arrival distribution (pattern rps).
+    #[arg(long, value_enum, default_value_t = Arrival::Poisson)]
+    pub arrival: Arrival,
+    /// Parallel requests per round, or independent streams (patterns rounds, streams).
+    #[arg(long, default_value_t = 2)]
+    pub parallel: u64,
+    /// Pause between rounds (pattern rounds), e.g. 100ms.
+    #[arg(long, default_value = "100ms")]
+    pub pause: humantime::Duration,
+    /// Request payload; default: the workload's default request.
+    #[arg(long)]
+    pub request: Option<String>,
+    /// Limit for each phase (boot+warm-up, measure) of the run, e.g. 30m.
+    #[arg(long)]
+    pub timeout: Option<humantime::Duration>,
+    /// Stop the run when the guest console is silent this long, e.g. 10m.
+    #[arg(long)]
+    pub watchdog: Option<humantime::Duration>,
+    /// Run directory; default: runs/<workload>-<platform>-<key>.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Run again even when an identical finished run exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Kernel config fragment set (see kernel-configs/).
+    #[arg(long)]
+    pub kernel_config: Option<std::path::PathBuf>,
+    /// Disk image spec (see disk-image/).
+    #[arg(long)]
+    pub image_spec: Option<std::path::PathBuf>,
+    /// Parallel jobs for builds (kernel, workloads).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+/// gem5 CPU models.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuModel {
+    Atomic,
+    Timing,
+    /// In-order.
+    Minor,
+    /// Out-of-order.
+    O3,
+}
+
+/// Client load patterns (see guest/src/client).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Pattern {
+    /// N sequential invocations after W warm-up ones.
+    Closed,
+    /// Open loop at --rps requests per second.
+    Rps,
+    /// Rounds of --parallel concurrent requests with --pause between rounds.
+    Rounds,
+    /// --parallel independent closed-loop streams.
+    Streams,
+}
+
+/// Inter-arrival time distributions for the open-loop pattern.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrival {
+    Uniform,
+    Poisson,
+}
 
 pub fn run_cli(_args: RunArgs) -> anyhow::Result<()> {
     anyhow::bail!("simctl run is not implemented yet")
