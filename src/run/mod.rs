@@ -3,9 +3,11 @@
 pub mod cmdline;
 pub mod console;
 pub mod doctor;
+pub mod gem5;
 pub mod kvm;
 pub mod qemu;
 pub mod rundir;
+pub mod watch;
 
 use std::path::Path;
 

@@ -1,0 +1,199 @@
+//! The gem5 platform: one gem5 process per phase, running `gem5-configs/simctl_fs.py`.
+//!
+//! * setup: boot on the fast CPU (KVM when it really works, atomic otherwise), start the
+//!   function, run the warm-up invocations, and save a checkpoint when the client marks the end
+//!   of warm-up. The checkpoint is an artifact: cached under a key of everything that shaped it,
+//!   so runs that differ only in the measured phase (CPU model, atomic warming) reuse it.
+//! * measure: restore it on the detailed CPU; gem5 resets stats at each measured invocation's
+//!   workbegin and dumps them at its workend, so `stats.txt` has one dump per invocation.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use super::CpuModel;
+use crate::process::Command;
+
+/// The CPU that boots and warms up before the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FastCpu {
+    Kvm,
+    Atomic,
+}
+
+impl FastCpu {
+    pub fn name(self) -> &'static str {
+        match self {
+            FastCpu::Kvm => "kvm",
+            FastCpu::Atomic => "atomic",
+        }
+    }
+}
+
+impl CpuModel {
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuModel::Atomic => "atomic",
+            CpuModel::Timing => "timing",
+            CpuModel::Minor => "minor",
+            CpuModel::O3 => "o3",
+        }
+    }
+}
+
+/// Which phase one gem5 process runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    Setup {
+        fast_cpu: FastCpu,
+        checkpoint_dir: PathBuf,
+    },
+    Measure {
+        restore: PathBuf,
+        cpu: CpuModel,
+        atomic_warm: u64,
+        invocations: u64,
+    },
+}
+
+/// Everything one gem5 process needs. Building the command runs nothing.
+#[derive(Debug, Clone)]
+pub struct Gem5Invocation {
+    pub gem5: PathBuf,
+    pub config_script: PathBuf,
+    pub outdir: PathBuf,
+    pub kernel: PathBuf,
+    pub image: PathBuf,
+    pub readfile: PathBuf,
+    pub system: PathBuf,
+    pub overrides: Vec<String>,
+    pub kernel_args: String,
+    pub phase: Phase,
+}
+
+impl Gem5Invocation {
+    pub fn command(&self) -> Command {
+        Command::new(&self.gem5).args(self.args())
+    }
+
+    pub fn args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            path_flag("--outdir=", &self.outdir),
+            self.config_script.clone().into_os_string(),
+        ];
+        let mut push = |flag: &str, value: OsString| {
+            args.push(flag.into());
+            args.push(value);
+        };
+        push("--kernel", self.kernel.clone().into_os_string());
+        push("--disk", self.image.clone().into_os_string());
+        push("--readfile", self.readfile.clone().into_os_string());
+        push("--system", self.system.clone().into_os_string());
+        push("--kernel-args", self.kernel_args.clone().into());
+        for setting in &self.overrides {
+            push("--set", setting.into());
+        }
+        match &self.phase {
+            Phase::Setup {
+                fast_cpu,
+                checkpoint_dir,
+            } => {
+                push("--phase", "setup".into());
+                push("--fast-cpu", fast_cpu.name().into());
+                push("--checkpoint-dir", checkpoint_dir.clone().into_os_string());
+            }
+            Phase::Measure {
+                restore,
+                cpu,
+                atomic_warm,
+                invocations,
+            } => {
+                push("--phase", "measure".into());
+                push("--restore", restore.clone().into_os_string());
+                push("--cpu", cpu.name().into());
+                push("--atomic-warm", atomic_warm.to_string().into());
+                push("--invocations", invocations.to_string().into());
+            }
+        }
+        args
+    }
+}
+
+fn path_flag(flag: &str, path: &Path) -> OsString {
+    let mut value = OsString::from(flag);
+    value.push(path);
+    value
+}
+
+/// The guest console gem5 writes for the X86 board's first UART.
+pub fn console_file(outdir: &Path) -> PathBuf {
+    outdir.join("board.pc.com_1.device")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invocation(phase: Phase) -> Gem5Invocation {
+        Gem5Invocation {
+            gem5: "/g/gem5.opt".into(),
+            config_script: "/s/gem5-configs/simctl_fs.py".into(),
+            outdir: "/r/m5out".into(),
+            kernel: "/k/vmlinux".into(),
+            image: "/i/disk.img".into(),
+            readfile: "/r/plan.toml".into(),
+            system: "/s/gem5-configs/systems/default.toml".into(),
+            overrides: vec!["llc_size=256kB".into()],
+            kernel_args: "console=ttyS0 isolcpus=1".into(),
+            phase,
+        }
+    }
+
+    fn text(args: Vec<OsString>) -> Vec<String> {
+        args.into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn setup_phase_arguments() {
+        let args = text(
+            invocation(Phase::Setup {
+                fast_cpu: FastCpu::Atomic,
+                checkpoint_dir: "/c/cpt".into(),
+            })
+            .args(),
+        );
+        assert_eq!(
+            &args[..2],
+            ["--outdir=/r/m5out", "/s/gem5-configs/simctl_fs.py"]
+        );
+        let joined = args.join(" ");
+        assert!(
+            joined.contains("--phase setup --fast-cpu atomic --checkpoint-dir /c/cpt"),
+            "{joined}"
+        );
+        assert!(joined.contains("--set llc_size=256kB"), "{joined}");
+        assert!(
+            args.contains(&"console=ttyS0 isolcpus=1".to_string()),
+            "kernel args stay one argument"
+        );
+    }
+
+    #[test]
+    fn measure_phase_arguments() {
+        let args = text(
+            invocation(Phase::Measure {
+                restore: "/c/cpt".into(),
+                cpu: CpuModel::O3,
+                atomic_warm: 2,
+                invocations: 10,
+            })
+            .args(),
+        );
+        let joined = args.join(" ");
+        assert!(
+            joined.ends_with(
+                "--phase measure --restore /c/cpt --cpu o3 --atomic-warm 2 --invocations 10"
+            ),
+            "{joined}"
+        );
+    }
+}
