@@ -1,8 +1,121 @@
-//! `simctl build-guest`.
+//! Building the guest binaries (`m5`, `simctl-client`, `simctl-init` from `guest/`) as static
+//! executables, and proving they are static: an ELF with a PT_INTERP program header needs a
+//! dynamic loader the image may not have.
 
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::process::Command;
+use crate::project::Project;
+
+pub const BINARIES: [&str; 3] = ["m5", "simctl-client", "simctl-init"];
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Build the static guest binaries (m5, simctl-client, simctl-init).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  simctl build-guest")]
 pub struct BuildGuestArgs {}
 
-pub fn run_cli(_args: BuildGuestArgs) -> anyhow::Result<()> {
-    anyhow::bail!("simctl build-guest is not implemented yet")
+/// Where the built guest binaries are.
+#[derive(Debug, Clone)]
+pub struct GuestBinaries {
+    pub dir: PathBuf,
+}
+
+impl GuestBinaries {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Builds with `+crt-static` on the gnu target (the musl target is not available from the
+/// registries here) and checks every binary is static.
+pub fn build_guest_binaries(project: &Project) -> Result<GuestBinaries> {
+    let root = project.root();
+    let log = project.cache_dir().join("logs").join("guest-build.log");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args([
+            "build",
+            "--profile",
+            "guest",
+            "--target",
+            TARGET,
+            "-p",
+            "simctl-guest",
+            "--bins",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .run_logged(&log, None)
+        .context(
+            "building the guest binaries failed; hint: apt-get install protobuf-compiler libc6-dev",
+        )?;
+    let dir = target_dir.join(TARGET).join("guest");
+    for name in BINARIES {
+        let path = dir.join(name);
+        if has_interpreter(&path)? {
+            bail!(
+                "{} is dynamically linked (it has an ELF interpreter); the guest needs static binaries",
+                path.display()
+            );
+        }
+    }
+    Ok(GuestBinaries { dir })
+}
+
+/// Whether an ELF file names a program interpreter (PT_INTERP), i.e. is dynamically linked.
+pub fn has_interpreter(path: &Path) -> Result<bool> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let not_elf = || anyhow::anyhow!("{} is not a 64-bit little-endian ELF file", path.display());
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
+        return Err(not_elf());
+    }
+    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+    let u64_at = |at: usize| -> Result<usize> {
+        let slice = bytes.get(at..at + 8).ok_or_else(not_elf)?;
+        Ok(u64::from_le_bytes(slice.try_into()?) as usize)
+    };
+    let (table, entry_size, count) = (u64_at(0x20)?, u16_at(0x36), u16_at(0x38));
+    const PT_INTERP: u32 = 3;
+    for index in 0..count {
+        let at = table + index * entry_size;
+        let kind = bytes.get(at..at + 4).ok_or_else(not_elf)?;
+        if u32::from_le_bytes(kind.try_into()?) == PT_INTERP {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+pub fn run_cli(_args: BuildGuestArgs) -> Result<()> {
+    let project = Project::locate()?;
+    let binaries = build_guest_binaries(&project)?;
+    eprintln!("static guest binaries: {}", BINARIES.join(", "));
+    println!("{}", binaries.dir.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_host_binary_has_an_interpreter() {
+        assert!(has_interpreter(Path::new("/bin/sh")).unwrap());
+    }
+
+    #[test]
+    fn non_elf_is_an_error() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "#!/bin/sh\n").unwrap();
+        assert!(
+            format!("{:#}", has_interpreter(file.path()).unwrap_err()).contains("not a 64-bit")
+        );
+    }
 }

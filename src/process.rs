@@ -33,6 +33,7 @@ pub struct Command {
     args: Vec<OsString>,
     dir: Option<PathBuf>,
     env: Vec<(OsString, OsString)>,
+    stdin: Option<PathBuf>,
 }
 
 impl Command {
@@ -42,6 +43,7 @@ impl Command {
             args: Vec::new(),
             dir: None,
             env: Vec::new(),
+            stdin: None,
         }
     }
 
@@ -61,6 +63,12 @@ impl Command {
 
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
+        self
+    }
+
+    /// Feeds the file to the child's standard input (instead of nothing).
+    pub fn stdin_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.stdin = Some(path.into());
         self
     }
 

@@ -1,8 +1,310 @@
-//! `simctl build-workload`.
+//! Workloads: the serverless functions in `workloads/<name>/`, their manifests
+//! (`workload.toml`) and their offline builds into an install tree for the image
+//! (`opt/simctl/workloads/<name>/`).
+//!
+//! Go functions are built with Debian's Go and gRPC packages in GOPATH mode (no module proxy),
+//! statically (`CGO_ENABLED=0`); the gRPC code is generated from `workloads/proto/` with
+//! Debian's protoc-gen-go and protoc-gen-go-grpc. Python functions ship their sources and the
+//! generated modules and name the Debian packages they need at run time.
 
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::cache::CacheKey;
+use crate::process::Command;
+use crate::project::Project;
+
+/// Bump when the build recipe changes.
+const RECIPE_VERSION: u32 = 1;
+/// Where workloads live inside the guest.
+pub const GUEST_ROOT: &str = "/opt/simctl/workloads";
+
+/// Build a workload from workloads/ and print where its install tree is.
 #[derive(Debug, clap::Args)]
-pub struct BuildWorkloadArgs {}
+#[command(after_help = "Example:\n  simctl build-workload aes-go fibonacci-go")]
+pub struct BuildWorkloadArgs {
+    /// Workload names (folders in workloads/).
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
 
-pub fn run_cli(_args: BuildWorkloadArgs) -> anyhow::Result<()> {
-    anyhow::bail!("simctl build-workload is not implemented yet")
+/// The language a workload is written in, which decides how it is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Go,
+    Python,
+}
+
+/// `workloads/<name>/workload.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub language: Language,
+    pub description: String,
+    /// The proto file in workloads/proto/ (without `.proto`) the function serves.
+    pub proto: String,
+    /// The simctl-client `--service` that speaks to it.
+    pub service: String,
+    /// The gRPC method, for people (`package.Service/Method`).
+    pub method: String,
+    pub port: u16,
+    pub default_request: String,
+    /// Server command in the guest; `{dir}` is the install dir, `{port}` the port.
+    pub server: Vec<String>,
+    /// Debian packages the function needs at run time inside the image.
+    #[serde(default)]
+    pub guest_packages: Vec<String>,
+}
+
+/// A workload found in the tree.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub manifest: Manifest,
+    pub dir: PathBuf,
+}
+
+impl Workload {
+    /// Loads `workloads/<name>/workload.toml`; an unknown name lists the known ones.
+    pub fn load(project: &Project, name: &str) -> Result<Workload> {
+        let dir = project.workloads_dir().join(name);
+        let path = dir.join("workload.toml");
+        if !path.is_file() {
+            let known = list(project)?.join(", ");
+            bail!(
+                "unknown workload '{name}' (no {}); available: {known}",
+                path.display()
+            );
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let manifest: Manifest =
+            toml::from_str(&text).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+        if manifest.name != name {
+            bail!(
+                "{}: name = \"{}\" but the folder is '{name}'; make them equal",
+                path.display(),
+                manifest.name
+            );
+        }
+        if manifest.server.is_empty() {
+            bail!("{}: `server` must name the server command", path.display());
+        }
+        Ok(Workload { manifest, dir })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// The install dir inside the guest.
+    pub fn guest_dir(&self) -> String {
+        format!("{GUEST_ROOT}/{}", self.manifest.name)
+    }
+
+    /// The server's argument vector inside the guest.
+    pub fn server_argv(&self) -> Vec<String> {
+        let dir = self.guest_dir();
+        let port = self.manifest.port.to_string();
+        self.manifest
+            .server
+            .iter()
+            .map(|arg| arg.replace("{dir}", &dir).replace("{port}", &port))
+            .collect()
+    }
+
+    /// Key of the build: sources, protos and recipe.
+    pub fn key(&self, project: &Project) -> Result<CacheKey> {
+        CacheKey::new("workload", RECIPE_VERSION)
+            .text("name", self.name())
+            .tree("source", &self.dir)?
+            .tree("proto", &project.workloads_dir().join("proto"))
+    }
+}
+
+/// Names of every workload in the tree.
+pub fn list(project: &Project) -> Result<Vec<String>> {
+    let dir = project.workloads_dir();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .flatten()
+        .filter(|entry| entry.path().join("workload.toml").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Builds (or reuses) the workload; returns the install tree root (to overlay at `/`).
+pub fn build(project: &Project, workload: &Workload) -> Result<PathBuf> {
+    let key = workload.key(project)?;
+    let artifact = project.store().get_or_build("workloads", &key, |staging| {
+        let install = staging
+            .join("root")
+            .join(workload.guest_dir().trim_start_matches('/'));
+        std::fs::create_dir_all(&install)?;
+        std::fs::copy(
+            workload.dir.join("workload.toml"),
+            install.join("workload.toml"),
+        )?;
+        match workload.manifest.language {
+            Language::Go => build_go(project, workload, staging, &install),
+            Language::Python => build_python(project, workload, staging, &install),
+        }
+    })?;
+    Ok(artifact.path.join("root"))
+}
+
+fn protoc_go(project: &Project, proto: &str, out: &Path, log: &Path) -> Result<()> {
+    let proto_dir = project.workloads_dir().join("proto");
+    Command::new("protoc")
+        .arg(format!("-I{}", proto_dir.display()))
+        .arg(format!("--go_out={}", out.display()))
+        .arg("--go_opt=paths=import")
+        .arg(format!("--go-grpc_out={}", out.display()))
+        .arg("--go-grpc_opt=paths=import")
+        .arg(proto_dir.join(format!("{proto}.proto")))
+        .run_logged(log, None)
+        .context("protoc could not generate the Go gRPC code; hint: apt-get install protobuf-compiler protoc-gen-go protoc-gen-go-grpc")
+}
+
+fn build_go(project: &Project, workload: &Workload, staging: &Path, install: &Path) -> Result<()> {
+    let log = staging.join("build.log");
+    let gopath = staging.join("gopath");
+    let src = gopath.join("src");
+    std::fs::create_dir_all(&src)?;
+    protoc_go(project, &workload.manifest.proto, &src, &log)?;
+    let package = src.join("simctl-function");
+    std::fs::create_dir_all(&package)?;
+    for entry in std::fs::read_dir(&workload.dir)? {
+        let entry = entry?;
+        if entry.path().extension().is_some_and(|ext| ext == "go") {
+            std::fs::copy(entry.path(), package.join(entry.file_name()))?;
+        }
+    }
+    let gocache = project.cache_dir().join("go-build-cache");
+    let gopath_value = format!("{}:/usr/share/gocode", gopath.display());
+    Command::new("go")
+        .args(["build", "-trimpath", "-ldflags=-s -w", "-o"])
+        .arg(install.join("server"))
+        .arg(".")
+        .dir(&package)
+        .env("GOPATH", gopath_value)
+        .env("GO111MODULE", "off")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "")
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", gocache)
+        .run_logged(&log, None)
+        .context(
+            "go build failed; hint: apt-get install golang-go golang-google-grpc-dev \
+             golang-github-golang-protobuf-1-5-dev (the 1-3 package builds but panics)",
+        )?;
+    std::fs::remove_dir_all(&gopath)?;
+    Ok(())
+}
+
+fn build_python(
+    project: &Project,
+    workload: &Workload,
+    staging: &Path,
+    install: &Path,
+) -> Result<()> {
+    let log = staging.join("build.log");
+    let proto_dir = project.workloads_dir().join("proto");
+    Command::new("python3")
+        .args(["-m", "grpc_tools.protoc"])
+        .arg(format!("-I{}", proto_dir.display()))
+        .arg(format!("--python_out={}", install.display()))
+        .arg(format!("--grpc_python_out={}", install.display()))
+        .arg(proto_dir.join(format!("{}.proto", workload.manifest.proto)))
+        .run_logged(&log, None)
+        .context(
+            "cannot generate the Python gRPC code; hint: apt-get install python3-grpc-tools",
+        )?;
+    for entry in std::fs::read_dir(&workload.dir)? {
+        let entry = entry?;
+        if entry.path().extension().is_some_and(|ext| ext == "py") {
+            std::fs::copy(entry.path(), install.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn run_cli(args: BuildWorkloadArgs) -> Result<()> {
+    let project = Project::locate()?;
+    let mut last = None;
+    for name in &args.names {
+        let workload = Workload::load(&project, name)?;
+        let root = build(&project, &workload)?;
+        eprintln!(
+            "built {name}: {}",
+            root.join(workload.guest_dir().trim_start_matches('/'))
+                .display()
+        );
+        last = Some(root);
+    }
+    if let Some(root) = last {
+        println!("{}", root.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project() -> Project {
+        Project::at(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn manifests_load_and_server_argv_is_filled_in() {
+        let aes = Workload::load(&project(), "aes-go").unwrap();
+        assert_eq!(aes.manifest.service, "aes");
+        assert_eq!(
+            aes.server_argv(),
+            vec![
+                "/opt/simctl/workloads/aes-go/server",
+                "-addr=127.0.0.1:50051"
+            ]
+        );
+        assert!(
+            list(&project())
+                .unwrap()
+                .contains(&"fibonacci-go".to_string())
+        );
+    }
+
+    #[test]
+    fn unknown_workload_lists_the_known_ones() {
+        let message = format!("{:#}", Workload::load(&project(), "nope").unwrap_err());
+        assert!(
+            message.contains("unknown workload 'nope'") && message.contains("aes-go"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_manifest_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["workloads/bad", "kernel-configs", "gem5-configs"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        let text = std::fs::read_to_string(project().workloads_dir().join("aes-go/workload.toml"))
+            .unwrap();
+        let text = text.replace("name = \"aes-go\"", "name = \"bad\"\ncolour = \"red\"");
+        std::fs::write(dir.path().join("workloads/bad/workload.toml"), text).unwrap();
+        let message = format!(
+            "{:#}",
+            Workload::load(&Project::at(dir.path()), "bad").unwrap_err()
+        );
+        assert!(
+            message.contains("workload.toml") && message.contains("colour"),
+            "{message}"
+        );
+    }
 }

@@ -1,3 +1,14 @@
 //! Guest-side code of simctl: runs inside the simulated (gem5) or emulated (QEMU) machine.
 //!
+//! `m5` (the pseudo-ops), `plan` (what to run) and `transfer` (the QEMU transfer disk) are
+//! dependency-light so the host crate can share them; the gRPC client sits behind the default
+//! `client` feature.
+//!
 //! Architecture invariant: this crate does not depend on the host `simctl` crate.
+
+#[cfg(feature = "client")]
+pub mod client;
+pub mod m5;
+pub mod plan;
+pub mod records;
+pub mod transfer;

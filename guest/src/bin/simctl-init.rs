@@ -1,4 +1,418 @@
-fn main() {
-    eprintln!("simctl-init: not built yet");
-    std::process::exit(1);
+//! `simctl-init`: the boot agent. As PID 1 (`init=/sbin/simctl-init`) it mounts the basic
+//! file systems, brings up loopback, fetches the run plan (m5 readfile under gem5, the transfer
+//! disk under QEMU), runs it, hands the results back and stops the machine. Under systemd
+//! (`--service`) it does the same without mounting or powering off itself.
+//!
+//! It never hangs silently: every step has a timeout, failures print `SIMCTL-ERROR`, the end
+//! prints `SIMCTL-DONE status=ok|failed`, and the machine stops either way.
+//!
+//! Host test mode: `simctl-init --plan FILE --no-mount --no-poweroff --results-out DIR`.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use simctl_guest::m5::{M5, Mode, cmdline_value};
+use simctl_guest::plan::{DEFAULT_RESULTS_DIR, Plan, Step};
+use simctl_guest::transfer;
+
+const TRANSFER_DEVICE: &str = "/dev/sdb";
+
+struct Options {
+    plan_file: Option<PathBuf>,
+    mount: bool,
+    poweroff: bool,
+    results_out: Option<PathBuf>,
+}
+
+fn say(line: &str) {
+    println!("{line}");
+    let _ = std::io::stdout().flush();
+}
+
+fn error(message: &str) {
+    say(&format!("SIMCTL-ERROR {message}"));
+}
+
+fn mount_basics() {
+    let mounts: [(&str, &str, &str); 5] = [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+        ("tmpfs", "/tmp", "tmpfs"),
+        ("tmpfs", "/run", "tmpfs"),
+    ];
+    for (source, target, fstype) in mounts {
+        let _ = std::fs::create_dir_all(target);
+        let (source_c, target_c, fstype_c) = (cstr(source), cstr(target), cstr(fstype));
+        // SAFETY: plain mount(2) with NUL-terminated strings that live across the call.
+        let result = unsafe {
+            libc::mount(
+                source_c.as_ptr(),
+                target_c.as_ptr(),
+                fstype_c.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if result != 0 {
+            let err = std::io::Error::last_os_error();
+            // /dev may already be mounted by the kernel (DEVTMPFS_MOUNT).
+            if err.raw_os_error() != Some(libc::EBUSY) {
+                error(&format!("mount {target}: {err}"));
+            }
+        }
+    }
+}
+
+fn cstr(text: &str) -> std::ffi::CString {
+    std::ffi::CString::new(text).unwrap_or_default()
+}
+
+/// `ip link set lo up`, without needing `ip` in the image.
+fn loopback_up() {
+    // SAFETY: a datagram socket used only for the interface-flags ioctls on "lo".
+    unsafe {
+        let socket = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        if socket < 0 {
+            error("loopback: cannot open a socket");
+            return;
+        }
+        let mut request: libc::ifreq = std::mem::zeroed();
+        for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
+            *slot = *byte as libc::c_char;
+        }
+        if libc::ioctl(socket, libc::SIOCGIFFLAGS, &mut request) == 0 {
+            request.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            if libc::ioctl(socket, libc::SIOCSIFFLAGS, &request) != 0 {
+                error(&format!("loopback up: {}", std::io::Error::last_os_error()));
+            }
+        }
+        libc::close(socket);
+    }
+}
+
+fn uptime() -> String {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn spawn(step: &Step) -> std::io::Result<Child> {
+    let mut command = Command::new(&step.argv[0]);
+    command
+        .args(&step.argv[1..])
+        .envs(&step.env)
+        .stdin(Stdio::null());
+    if let Some(cpu) = step.cpu {
+        // SAFETY: only sched_setaffinity runs between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let mut set = rustix::thread::CpuSet::new();
+                set.set(cpu);
+                rustix::thread::sched_setaffinity(None, &set).map_err(std::io::Error::from)
+            });
+        }
+    }
+    command.spawn()
+}
+
+fn allowed_cpus(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix("Cpus_allowed_list:")
+                    .map(|v| v.trim().to_string())
+            })
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+fn wait_for_port(port: u16, child: &mut Child, deadline: Instant) -> Result<(), String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited ({status}) before port {port} answered"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("port {port} did not answer in time"))
+}
+
+fn stop(child: &mut Child) {
+    // SAFETY: signals our own child by pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs the steps in order; returns whether all succeeded.
+fn run_plan(plan: &Plan) -> bool {
+    let _ = std::fs::create_dir_all(&plan.results_dir);
+    let mut background: Vec<(String, Child)> = Vec::new();
+    let mut ok = true;
+    for step in &plan.steps {
+        say(&format!("SIMCTL-STEP start name={}", step.name));
+        let deadline = Instant::now() + Duration::from_secs(step.timeout_s);
+        let mut child = match spawn(step) {
+            Ok(child) => child,
+            Err(err) => {
+                error(&format!(
+                    "step {}: cannot start {}: {err}",
+                    step.name, step.argv[0]
+                ));
+                ok = false;
+                break;
+            }
+        };
+        if step.background {
+            if let Some(port) = step.wait_for_port {
+                if let Err(message) = wait_for_port(port, &mut child, deadline) {
+                    error(&format!("step {}: {message}", step.name));
+                    stop(&mut child);
+                    ok = false;
+                    break;
+                }
+                say("SIMCTL-PROGRESS function-up");
+            }
+            say(&format!(
+                "SIMCTL-AFFINITY pid={} name={} cpus={}",
+                child.id(),
+                step.name,
+                allowed_cpus(child.id())
+            ));
+            background.push((step.name.clone(), child));
+            continue;
+        }
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() >= deadline => break None,
+                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+                Err(err) => {
+                    error(&format!("step {}: wait failed: {err}", step.name));
+                    break None;
+                }
+            }
+        };
+        match status {
+            Some(status) if status.success() => {
+                say(&format!("SIMCTL-STEP done name={}", step.name))
+            }
+            Some(status) => {
+                error(&format!("step {} failed: {status}", step.name));
+                ok = false;
+                break;
+            }
+            None => {
+                error(&format!(
+                    "step {} timed out after {} s",
+                    step.name, step.timeout_s
+                ));
+                stop(&mut child);
+                ok = false;
+                break;
+            }
+        }
+    }
+    for (name, mut child) in background {
+        if let Ok(Some(status)) = child.try_wait() {
+            error(&format!(
+                "background step {name} had exited early: {status}"
+            ));
+            ok = false;
+        }
+        stop(&mut child);
+    }
+    ok
+}
+
+fn run_script(bytes: &[u8], results_dir: &str) -> bool {
+    let path = Path::new("/tmp/simctl-plan");
+    let _ = std::fs::create_dir_all(results_dir);
+    if let Err(err) = std::fs::write(path, bytes) {
+        error(&format!("cannot write the script: {err}"));
+        return false;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755));
+    match Command::new(path)
+        .env("SIMCTL_RESULTS", results_dir)
+        .status()
+    {
+        Ok(status) if status.success() => true,
+        Ok(status) => {
+            error(&format!("script failed: {status}"));
+            false
+        }
+        Err(err) => {
+            error(&format!("cannot run the script: {err}"));
+            false
+        }
+    }
+}
+
+fn fetch_plan(options: &Options, m5: &M5) -> Result<Vec<u8>, String> {
+    if let Some(file) = &options.plan_file {
+        return std::fs::read(file).map_err(|err| format!("cannot read {}: {err}", file.display()));
+    }
+    if m5.mode() != Mode::Off {
+        let bytes = m5.read_file();
+        return if bytes.is_empty() {
+            Err("m5 readfile returned nothing".into())
+        } else {
+            Ok(bytes)
+        };
+    }
+    match transfer::read_input(Path::new(TRANSFER_DEVICE)) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(format!("{TRANSFER_DEVICE} carries no run plan")),
+        Err(err) => Err(format!(
+            "cannot read the run plan from {TRANSFER_DEVICE}: {err}"
+        )),
+    }
+}
+
+fn hand_back(results_dir: &str, options: &Options, m5: &M5) {
+    let dir = Path::new(results_dir);
+    if let Some(out) = &options.results_out {
+        let copied = std::fs::create_dir_all(out).and_then(|()| {
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                std::fs::copy(entry.path(), out.join(entry.file_name()))?;
+            }
+            Ok(())
+        });
+        if let Err(err) = copied {
+            error(&format!("cannot copy results to {}: {err}", out.display()));
+        }
+        return;
+    }
+    if m5.mode() != Mode::Off {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if let Ok(data) = std::fs::read(entry.path()) {
+                m5.write_file(&data, &entry.file_name().to_string_lossy());
+            }
+        }
+        return;
+    }
+    match transfer::pack_dir(dir)
+        .and_then(|tar| transfer::write_output(Path::new(TRANSFER_DEVICE), &tar))
+    {
+        Ok(()) => say("SIMCTL-RESULTS written to the transfer disk"),
+        Err(err) => error(&format!("cannot write results to {TRANSFER_DEVICE}: {err}")),
+    }
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        plan_file: None,
+        mount: true,
+        poweroff: true,
+        results_out: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--plan" => options.plan_file = Some(args.next().ok_or("--plan needs a file")?.into()),
+            "--results-out" => {
+                options.results_out = Some(args.next().ok_or("--results-out needs a dir")?.into())
+            }
+            "--no-mount" => options.mount = false,
+            "--no-poweroff" => options.poweroff = false,
+            "--service" => {
+                options.mount = false;
+                options.poweroff = false;
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("simctl-init: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if options.mount {
+        mount_basics();
+    }
+    loopback_up();
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    say(&format!(
+        "SIMCTL-BOOT up uptime={} platform={}",
+        uptime(),
+        cmdline_value(&cmdline, "simctl.platform").unwrap_or("unknown")
+    ));
+    let m5 = M5::new(if options.plan_file.is_some() {
+        Mode::Off
+    } else {
+        Mode::from_environment()
+    })
+    .or_else(|err| {
+        error(&format!("m5: {err}; falling back to off"));
+        M5::new(Mode::Off)
+    })
+    .expect("off mode needs no resources");
+    let ok = match fetch_plan(&options, &m5) {
+        Err(message) => {
+            error(&message);
+            false
+        }
+        Ok(bytes) if bytes.starts_with(b"#!") => {
+            let ok = run_script(&bytes, DEFAULT_RESULTS_DIR);
+            hand_back(DEFAULT_RESULTS_DIR, &options, &m5);
+            ok
+        }
+        Ok(bytes) => match Plan::parse(&String::from_utf8_lossy(&bytes)) {
+            Err(message) => {
+                error(&message);
+                false
+            }
+            Ok(plan) => {
+                let ok = run_plan(&plan);
+                hand_back(&plan.results_dir, &options, &m5);
+                ok
+            }
+        },
+    };
+    say(&format!(
+        "SIMCTL-DONE status={} uptime={}",
+        if ok { "ok" } else { "failed" },
+        uptime()
+    ));
+    if m5.mode() != Mode::Off {
+        if ok { m5.exit(0) } else { m5.fail(0, 1) }
+    }
+    if options.poweroff {
+        // SAFETY: sync and power off; only reached as PID 1 when everything is done.
+        unsafe {
+            libc::sync();
+            libc::reboot(libc::RB_POWER_OFF);
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

@@ -1,0 +1,306 @@
+//! The client that drives a function over gRPC: load patterns, markers for the simulator, and
+//! one record per invocation.
+//!
+//! Markers: after the warm-up the client issues m5 `checkpoint` (gem5's setup phase saves its
+//! checkpoint there) and prints `SIMCTL-PROGRESS warmup-done`; each measured invocation is
+//! wrapped in m5 `workbegin`/`workend` with its index as work id (gem5 resets stats at the
+//! begin and dumps them at the end), optionally also resetstats/dumpstats.
+
+use std::time::{Duration, Instant};
+
+use crate::m5::M5;
+use crate::records::{Invocation, Phase};
+
+pub mod proto {
+    pub mod aes {
+        tonic::include_proto!("aes");
+    }
+    pub mod fibonacci {
+        tonic::include_proto!("fibonacci");
+    }
+    pub mod auth {
+        tonic::include_proto!("auth");
+    }
+    pub mod spin {
+        tonic::include_proto!("spin");
+    }
+}
+
+/// Which gRPC service the function speaks (vSwarm-compatible).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Aes,
+    Fibonacci,
+    Auth,
+    Spin,
+}
+
+impl Service {
+    pub fn parse(text: &str) -> Option<Service> {
+        match text {
+            "aes" => Some(Service::Aes),
+            "fibonacci" => Some(Service::Fibonacci),
+            "auth" => Some(Service::Auth),
+            "spin" => Some(Service::Spin),
+            _ => None,
+        }
+    }
+}
+
+/// How requests are sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pattern {
+    /// One request at a time.
+    Closed,
+    /// Open loop: requests start at `rps` per second, uniform or Poisson gaps, not waiting for
+    /// answers.
+    Rps { rps: f64, poisson: bool },
+    /// Rounds of `parallel` concurrent requests, `pause` between rounds.
+    Rounds { parallel: u64, pause: Duration },
+    /// `parallel` independent closed-loop streams.
+    Streams { parallel: u64 },
+}
+
+/// A connected client for one service.
+#[derive(Clone)]
+pub struct Caller {
+    service: Service,
+    channel: tonic::transport::Channel,
+    request: String,
+}
+
+impl Caller {
+    pub async fn connect(service: Service, addr: &str, request: String) -> Result<Caller, String> {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|err| format!("bad address {addr}: {err}"))?
+            .connect_timeout(Duration::from_secs(30));
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|err| format!("cannot connect to {addr}: {err}"))?;
+        Ok(Caller {
+            service,
+            channel,
+            request,
+        })
+    }
+
+    /// One invocation; returns the response text.
+    pub async fn call(&self) -> Result<String, String> {
+        let channel = self.channel.clone();
+        let request = self.request.clone();
+        let status = |err: tonic::Status| format!("{}: {}", err.code(), err.message());
+        match self.service {
+            Service::Aes => {
+                let mut client = proto::aes::aes_client::AesClient::new(channel);
+                let reply = client
+                    .show_encryption(proto::aes::PlainTextMessage {
+                        plaintext_message: request,
+                    })
+                    .await
+                    .map_err(status)?;
+                Ok(reply.into_inner().encryption_info)
+            }
+            Service::Fibonacci => {
+                let mut client = proto::fibonacci::greeter_client::GreeterClient::new(channel);
+                let reply = client
+                    .say_hello(proto::fibonacci::HelloRequest { name: request })
+                    .await
+                    .map_err(status)?;
+                Ok(reply.into_inner().message)
+            }
+            Service::Auth => {
+                let mut client = proto::auth::greeter_client::GreeterClient::new(channel);
+                let reply = client
+                    .say_hello(proto::auth::HelloRequest { name: request })
+                    .await
+                    .map_err(status)?;
+                Ok(reply.into_inner().message)
+            }
+            Service::Spin => {
+                let busy_us = request
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("spin request must be microseconds, got '{request}'"))?;
+                let mut client = proto::spin::spin_client::SpinClient::new(channel);
+                let reply = client
+                    .spin(proto::spin::SpinRequest { busy_us })
+                    .await
+                    .map_err(status)?;
+                let reply = reply.into_inner();
+                Ok(format!(
+                    "busy_us={} iterations={}",
+                    reply.busy_us, reply.iterations
+                ))
+            }
+        }
+    }
+}
+
+/// What one run of the client does.
+pub struct Load {
+    pub warmup: u64,
+    pub invocations: u64,
+    pub pattern: Pattern,
+    pub stats_ops: bool,
+}
+
+async fn timed(caller: &Caller, start: Instant, index: u64, phase: Phase) -> Invocation {
+    let sent = Instant::now();
+    let result = caller.call().await;
+    let latency = sent.elapsed();
+    let (ok, error, response_bytes) = match &result {
+        Ok(text) => (true, String::new(), text.len() as u64),
+        Err(err) => (false, err.clone(), 0),
+    };
+    Invocation {
+        index,
+        phase,
+        send_offset_ns: (sent - start).as_nanos() as u64,
+        latency_ns: latency.as_nanos() as u64,
+        ok,
+        error,
+        response_bytes,
+    }
+}
+
+/// Runs warm-up then the measured invocations; returns every record.
+pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
+    let start = Instant::now();
+    let mut records = Vec::new();
+    for index in 0..load.warmup {
+        records.push(timed(caller, start, index, Phase::Warmup).await);
+    }
+    println!("SIMCTL-PROGRESS warmup-done");
+    m5.checkpoint(0, 0);
+    let total = load.invocations;
+    match &load.pattern {
+        Pattern::Closed => {
+            for index in 0..total {
+                if load.stats_ops {
+                    m5.reset_stats(0, 0);
+                }
+                m5.work_begin(index, 0);
+                let record = timed(caller, start, index, Phase::Measured).await;
+                m5.work_end(index, 0);
+                if load.stats_ops {
+                    m5.dump_stats(0, 0);
+                }
+                records.push(record);
+                println!("SIMCTL-PROGRESS invocation {}/{total}", index + 1);
+            }
+        }
+        Pattern::Rps { rps, poisson } => {
+            let mut gaps = Gaps::new(*rps, *poisson);
+            let mut next = Instant::now();
+            let mut pending = Vec::new();
+            for index in 0..total {
+                tokio::time::sleep_until(next.into()).await;
+                let caller = caller.clone();
+                pending.push(tokio::spawn(async move {
+                    timed(&caller, start, index, Phase::Measured).await
+                }));
+                next += gaps.next();
+            }
+            for (done, task) in pending.into_iter().enumerate() {
+                if let Ok(record) = task.await {
+                    records.push(record);
+                }
+                println!("SIMCTL-PROGRESS invocation {}/{total}", done + 1);
+            }
+        }
+        Pattern::Rounds { parallel, pause } => {
+            let mut index = 0;
+            while index < total {
+                let batch: Vec<u64> = (index..total.min(index + parallel)).collect();
+                let tasks: Vec<_> = batch
+                    .iter()
+                    .map(|&i| {
+                        let caller = caller.clone();
+                        tokio::spawn(async move { timed(&caller, start, i, Phase::Measured).await })
+                    })
+                    .collect();
+                for task in tasks {
+                    if let Ok(record) = task.await {
+                        records.push(record);
+                    }
+                }
+                index += batch.len() as u64;
+                println!("SIMCTL-PROGRESS invocation {index}/{total}");
+                if index < total {
+                    tokio::time::sleep(*pause).await;
+                }
+            }
+        }
+        Pattern::Streams { parallel } => {
+            let streams: Vec<_> = (0..*parallel)
+                .map(|stream| {
+                    let caller = caller.clone();
+                    let parallel = *parallel;
+                    tokio::spawn(async move {
+                        let mut out = Vec::new();
+                        let mut index = stream;
+                        while index < total {
+                            out.push(timed(&caller, start, index, Phase::Measured).await);
+                            index += parallel;
+                        }
+                        out
+                    })
+                })
+                .collect();
+            for stream in streams {
+                if let Ok(out) = stream.await {
+                    records.extend(out);
+                }
+            }
+            println!("SIMCTL-PROGRESS invocation {total}/{total}");
+        }
+    }
+    records.sort_by_key(|r| (r.phase == Phase::Measured, r.index));
+    records
+}
+
+/// Inter-arrival gaps: fixed (uniform) or exponential (Poisson arrivals), from a small
+/// deterministic generator so runs are repeatable.
+struct Gaps {
+    mean_s: f64,
+    poisson: bool,
+    state: u64,
+}
+
+impl Gaps {
+    fn new(rps: f64, poisson: bool) -> Gaps {
+        Gaps {
+            mean_s: 1.0 / rps.max(1e-9),
+            poisson,
+            state: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        if !self.poisson {
+            return Duration::from_secs_f64(self.mean_s);
+        }
+        // xorshift64*, then inverse-CDF sampling of the exponential distribution.
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let uniform =
+            (self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+        Duration::from_secs_f64(-self.mean_s * (1.0 - uniform).ln())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poisson_gaps_have_the_requested_mean() {
+        let mut gaps = Gaps::new(100.0, true);
+        let total: f64 = (0..20_000).map(|_| gaps.next().as_secs_f64()).sum();
+        let mean = total / 20_000.0;
+        assert!((mean - 0.01).abs() < 0.0005, "mean gap {mean}");
+        assert_eq!(Gaps::new(4.0, false).next(), Duration::from_millis(250));
+    }
+}
