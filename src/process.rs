@@ -1,6 +1,6 @@
 //! Supervised external processes: the only way simctl starts gem5, QEMU, make, mmdebstrap, go...
 //!
-//! Every child gets an argument vector (never a shell string), a null stdin, its own process
+//! Every child gets an argument vector (never a shell string), a null stdin (or a file), its own process
 //! group, and its stdout+stderr in a log file. Waiting is a poll loop so that the caller can
 //! watch the log (progress, watchdogs) and so that a deadline, Ctrl-C or SIGTERM ends the whole
 //! process group: TERM, a grace period, then KILL. Dropping a [`Supervised`] that still runs kills
@@ -98,9 +98,11 @@ impl Command {
     }
 
     fn expression(&self) -> duct::Expression {
-        let mut expr = duct::cmd(&self.program, &self.args)
-            .stdin_null()
-            .unchecked();
+        let mut expr = duct::cmd(&self.program, &self.args).unchecked();
+        expr = match &self.stdin {
+            Some(path) => expr.stdin_path(path),
+            None => expr.stdin_null(),
+        };
         if let Some(dir) = &self.dir {
             expr = expr.dir(dir);
         }
@@ -540,5 +542,22 @@ mod tests {
             command.display(),
             "qemu -append 'console=ttyS0 root=/dev/sda1'"
         );
+    }
+}
+#[cfg(test)]
+mod stdin_tests {
+    use super::*;
+
+    #[test]
+    fn stdin_file_reaches_the_child() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.txt");
+        std::fs::write(&input, "hello stdin\n").unwrap();
+        let log = dir.path().join("log");
+        Command::new("cat")
+            .stdin_file(&input)
+            .run_logged(&log, None)
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "hello stdin\n");
     }
 }

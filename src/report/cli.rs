@@ -1,8 +1,273 @@
-//! Arguments of `simctl report`.
+//! `simctl report PATH...`: one row per (run, dump, CPU) with derived metrics; several paths
+//! give one comparison table; `--plot` draws a metric per dump per run (SVG).
 
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use comfy_table::{Table, presets::ASCII_MARKDOWN, presets::UTF8_FULL_CONDENSED};
+
+use super::metrics::{CoreMetrics, core_metrics, format_value, has_core};
+
+/// Cores probed when `--cpu` is not given.
+const MAX_CPUS: usize = 256;
+use crate::stats::read_dumps;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Markdown,
+}
+
+/// Derived metrics (IPC, MPKI, ...) per run, dump and CPU, with plots.
 #[derive(Debug, clap::Args)]
-pub struct ReportArgs {}
+#[command(
+    after_help = "Examples:\n  simctl report runs/aes-go-gem5-*/ --cpu 1\n  simctl report a/m5out b/m5out --format markdown --plot ipc.svg"
+)]
+pub struct ReportArgs {
+    /// stats.txt files, m5out directories or run directories.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Only this core (the function runs on core 1).
+    #[arg(long)]
+    pub cpu: Option<usize>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Say which raw stat each metric came from.
+    #[arg(long)]
+    pub explain: bool,
+    /// Draw --plot-metric per dump per run into an SVG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Metric to plot (a column name, e.g. ipc, l1d_mpki).
+    #[arg(long, default_value = "ipc")]
+    pub plot_metric: String,
+}
 
-pub fn run(_args: ReportArgs) -> anyhow::Result<()> {
-    anyhow::bail!("simctl report is not implemented yet")
+/// One table row.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub run: String,
+    pub dump: usize,
+    pub cpu: usize,
+    pub metrics: CoreMetrics,
+}
+
+/// The stats.txt behind a report path.
+pub fn stats_file(path: &Path) -> Result<PathBuf> {
+    let candidates = [
+        path.to_path_buf(),
+        path.join("stats.txt"),
+        path.join("m5out").join("stats.txt"),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "{}: no stats.txt here (looked for the file, DIR/stats.txt, DIR/m5out/stats.txt)",
+                path.display()
+            )
+        })
+}
+
+/// Rows for every dump and core (or only `cpu`) of a stats file.
+pub fn rows_for(path: &Path, cpu: Option<usize>) -> Result<Vec<Row>> {
+    let file = stats_file(path)?;
+    let run = path.display().to_string();
+    let mut rows = Vec::new();
+    for dump in read_dumps(&file)? {
+        let cpus: Vec<usize> = match cpu {
+            Some(cpu) => vec![cpu],
+            None => (0..MAX_CPUS).filter(|&n| has_core(&dump, n)).collect(),
+        };
+        for n in cpus {
+            rows.push(Row {
+                run: run.clone(),
+                dump: dump.index,
+                cpu: n,
+                metrics: core_metrics(&dump, n),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn header() -> Vec<&'static str> {
+    let mut header = vec!["run", "dump", "cpu"];
+    header.extend(
+        CoreMetrics::default()
+            .columns()
+            .into_iter()
+            .map(|(name, _)| name),
+    );
+    header
+}
+
+fn cells(row: &Row) -> Vec<String> {
+    let mut cells = vec![row.run.clone(), row.dump.to_string(), row.cpu.to_string()];
+    cells.extend(
+        row.metrics
+            .columns()
+            .into_iter()
+            .map(|(_, v)| format_value(v)),
+    );
+    cells
+}
+
+/// Renders rows as a Markdown table (used by run reports too).
+pub fn markdown(rows: &[Row]) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(ASCII_MARKDOWN)
+        .force_no_tty()
+        .set_header(header());
+    for row in rows {
+        table.add_row(cells(row));
+    }
+    table.to_string()
+}
+
+fn render(rows: &[Row], format: Format) -> Result<String> {
+    Ok(match format {
+        Format::Markdown => markdown(rows) + "\n",
+        Format::Table => {
+            let mut table = Table::new();
+            table.load_preset(UTF8_FULL_CONDENSED).set_header(header());
+            for row in rows {
+                table.add_row(cells(row));
+            }
+            table.to_string() + "\n"
+        }
+        Format::Csv => {
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            writer.write_record(header())?;
+            for row in rows {
+                writer.write_record(cells(row))?;
+            }
+            String::from_utf8(writer.into_inner()?)?
+        }
+        Format::Json => {
+            let values: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|row| {
+                    let mut object = serde_json::Map::new();
+                    object.insert("run".into(), row.run.clone().into());
+                    object.insert("dump".into(), row.dump.into());
+                    object.insert("cpu".into(), row.cpu.into());
+                    for (name, value) in row.metrics.columns() {
+                        object.insert(
+                            name.into(),
+                            value
+                                .filter(|v| v.is_finite())
+                                .map_or(serde_json::Value::Null, Into::into),
+                        );
+                    }
+                    object.into()
+                })
+                .collect();
+            serde_json::to_string_pretty(&values)? + "\n"
+        }
+    })
+}
+
+fn plot(rows: &[Row], metric: &str, path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    if path.extension().and_then(|e| e.to_str()) != Some("svg") {
+        bail!("--plot {}: only .svg output is supported", path.display());
+    }
+    if !header().contains(&metric) {
+        bail!(
+            "--plot-metric {metric}: not a metric; choose one of {}",
+            header()[3..].join(", ")
+        );
+    }
+    let value_of = |row: &Row| {
+        row.metrics
+            .columns()
+            .into_iter()
+            .find(|(n, _)| *n == metric)
+            .and_then(|(_, v)| v)
+    };
+    let mut series: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
+    for row in rows {
+        let label = format!("{} cpu{}", row.run, row.cpu);
+        let Some(value) = value_of(row).filter(|v| v.is_finite()) else {
+            continue;
+        };
+        match series.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, points)) => points.push((row.dump, value)),
+            None => series.push((label, vec![(row.dump, value)])),
+        }
+    }
+    if series.is_empty() {
+        bail!("no values of {metric} to plot");
+    }
+    let max_dump = rows.iter().map(|r| r.dump).max().unwrap_or(0) + 1;
+    let max_value = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|(_, v)| *v))
+        .fold(0.0, f64::max)
+        * 1.1
+        + 1e-9;
+    let root = SVGBackend::new(path, (1000, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{metric} per dump"), ("sans-serif", 24))
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0..max_dump, 0.0..max_value)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("dump (measured invocation)")
+        .y_desc(metric)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (i, (label, points)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .label(label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.present()
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}
+
+pub fn run(args: ReportArgs) -> Result<()> {
+    let mut rows = Vec::new();
+    for path in &args.paths {
+        let these = rows_for(path, args.cpu)?;
+        if args.explain
+            && let Some(first) = these.first()
+        {
+            eprintln!("{} (dump {}, cpu {}):", first.run, first.dump, first.cpu);
+            for (metric, source) in first.metrics.sources() {
+                eprintln!(
+                    "  {metric:<20} <- {}",
+                    source.unwrap_or("(no source stat: left empty)")
+                );
+            }
+        }
+        rows.extend(these);
+    }
+    print!("{}", render(&rows, args.format)?);
+    if let Some(path) = &args.plot {
+        plot(&rows, &args.plot_metric, path)?;
+        eprintln!("plot: {}", path.display());
+    }
+    Ok(())
 }

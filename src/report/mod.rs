@@ -1,3 +1,8 @@
-//! `simctl report`.
+//! `simctl report`: the derived metrics a researcher reads first (IPC, MPKI, ...), per run,
+//! dump and core, resolved across gem5 versions, CPU models and cache hierarchies through a
+//! table of name aliases. A metric with no source stat is empty, never 0.
 
 pub mod cli;
+pub mod metrics;
+
+pub use metrics::{CoreMetrics, core_metrics};

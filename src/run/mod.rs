@@ -5,7 +5,10 @@ pub mod console;
 pub mod doctor;
 pub mod gem5;
 pub mod kvm;
+pub mod pipeline;
+pub mod plan;
 pub mod qemu;
+pub mod report;
 pub mod rundir;
 pub mod watch;
 
@@ -129,8 +132,8 @@ pub enum Arrival {
     Poisson,
 }
 
-pub fn run_cli(_args: RunArgs) -> anyhow::Result<()> {
-    anyhow::bail!("simctl run is not implemented yet")
+pub fn run_cli(args: RunArgs) -> Result<()> {
+    pipeline::run(&args).map(|_| ())
 }
 
 /// The version gem5 reports for itself (`gem5.opt -B` prints its build information and exits).

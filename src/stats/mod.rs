@@ -1,3 +1,12 @@
-//! `simctl stats`.
+//! gem5's text statistics (`stats.txt`): a streaming parser and `simctl stats`.
+//!
+//! A file is a sequence of dumps between `---------- Begin Simulation Statistics ----------`
+//! and `---------- End Simulation Statistics   ----------`. Every stat line, whatever its kind
+//! (scalar, vector entry `a::b`, distribution bucket `a::0-1`, formula), is
+//! `name value [pdf% [cdf%]] [# description] [(Unit)]`, so one line grammar covers all kinds.
+//! gem5 leaves zero/nan stats out of a dump: a name missing from a dump is *absent*, never 0.
 
 pub mod cli;
+pub mod parse;
+
+pub use parse::{Dump, DumpReader, Stat, read_dumps};

@@ -1,0 +1,272 @@
+# simctl's gem5 full-system configuration (run by gem5.opt, not by Python directly).
+#
+# One gem5 process per phase:
+#   setup   boot on the fast CPU, let the guest start the function and warm it up; when the
+#           client issues m5 checkpoint (end of warm-up) save a checkpoint and stop.
+#   measure restore the checkpoint on the detailed CPU; reset stats at each measured
+#           invocation's workbegin and dump them at its workend, so stats.txt has one dump per
+#           measured invocation.
+#   full    no checkpoint: boot, warm up and measure on --cpu in one go (for tests).
+# Markers on stdout start with "SIMCTL-GEM5". Exit codes: 0 ok, 1 guest failure, 2 bad input.
+
+import argparse
+import json
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+import m5
+import m5.stats
+from gem5.components.boards.x86_board import X86Board
+from gem5.components.cachehierarchies.classic.private_l1_shared_l2_cache_hierarchy import (
+    PrivateL1SharedL2CacheHierarchy,
+)
+from gem5.components.memory.single_channel import SingleChannelDDR3_1600
+from gem5.components.processors.cpu_types import CPUTypes
+from gem5.components.processors.simple_processor import SimpleProcessor
+from gem5.components.processors.simple_switchable_processor import (
+    SimpleSwitchableProcessor,
+)
+from gem5.isas import ISA
+from gem5.resources.resource import DiskImageResource, KernelResource
+from gem5.simulate.exit_event import ExitEvent
+from gem5.simulate.simulator import Simulator
+
+SYSTEM_KEYS = {
+    "num_cores": int,
+    "clock": str,
+    "l1i_size": str,
+    "l1i_assoc": int,
+    "l1d_size": str,
+    "l1d_assoc": int,
+    "llc_size": str,
+    "llc_assoc": int,
+    "memory_size": str,
+}
+CPU_TYPES = {
+    "atomic": CPUTypes.ATOMIC,
+    "timing": CPUTypes.TIMING,
+    "minor": CPUTypes.MINOR,
+    "o3": CPUTypes.O3,
+    "kvm": CPUTypes.KVM,
+}
+
+
+def say(message):
+    print(f"SIMCTL-GEM5 {message}", flush=True)
+
+
+def fail(message, code=1):
+    say(f"error {message}")
+    sys.exit(code)
+
+
+def load_system(path, overrides):
+    try:
+        with open(path, "rb") as file:
+            system = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        fail(f"cannot read system file {path}: {err}", 2)
+    for setting in overrides:
+        key, _, value = setting.partition("=")
+        system[key] = value
+    unknown = sorted(set(system) - set(SYSTEM_KEYS))
+    missing = sorted(set(SYSTEM_KEYS) - set(system))
+    if unknown or missing:
+        fail(
+            f"{path}: unknown keys {unknown}, missing keys {missing}; "
+            f"valid keys: {', '.join(SYSTEM_KEYS)}",
+            2,
+        )
+    try:
+        return {key: SYSTEM_KEYS[key](value) for key, value in system.items()}
+    except ValueError as err:
+        fail(f"{path}: bad value: {err}", 2)
+
+
+def make_board(system, processor):
+    caches = PrivateL1SharedL2CacheHierarchy(
+        l1d_size=system["l1d_size"],
+        l1i_size=system["l1i_size"],
+        l2_size=system["llc_size"],
+        l1d_assoc=system["l1d_assoc"],
+        l1i_assoc=system["l1i_assoc"],
+        l2_assoc=system["llc_assoc"],
+    )
+    memory = SingleChannelDDR3_1600(size=system["memory_size"])
+    return X86Board(
+        clk_freq=system["clock"],
+        processor=processor,
+        memory=memory,
+        cache_hierarchy=caches,
+    )
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description="simctl gem5 FS config")
+    parser.add_argument("--kernel", required=True)
+    parser.add_argument("--disk", required=True)
+    parser.add_argument("--readfile", required=True)
+    parser.add_argument("--system", required=True)
+    parser.add_argument("--kernel-args", required=True)
+    parser.add_argument("--set", action="append", default=[])
+    parser.add_argument(
+        "--phase", choices=["setup", "measure", "full"], required=True
+    )
+    parser.add_argument("--fast-cpu", choices=["atomic", "kvm"], default="atomic")
+    parser.add_argument("--checkpoint-dir")
+    parser.add_argument("--restore")
+    parser.add_argument(
+        "--cpu", choices=["atomic", "timing", "minor", "o3"], default="atomic"
+    )
+    parser.add_argument("--atomic-warm", type=int, default=0)
+    parser.add_argument("--invocations", type=int, default=0)
+    return parser.parse_args()
+
+
+def write_json_atomic(path, data):
+    temp = f"{path}.tmp"
+    with open(temp, "w") as file:
+        json.dump(data, file, indent=2)
+    os.replace(temp, path)
+
+
+def main():
+    args = parse_args()
+    system = load_system(args.system, args.set)
+    num_cores = system["num_cores"]
+
+    if args.phase == "setup":
+        if not args.checkpoint_dir:
+            fail("--phase setup needs --checkpoint-dir", 2)
+        processor = SimpleProcessor(
+            cpu_type=CPU_TYPES[args.fast_cpu], isa=ISA.X86, num_cores=num_cores
+        )
+    elif args.phase == "measure" and args.atomic_warm > 0:
+        processor = SimpleSwitchableProcessor(
+            starting_core_type=CPUTypes.ATOMIC,
+            switch_core_type=CPU_TYPES[args.cpu],
+            isa=ISA.X86,
+            num_cores=num_cores,
+        )
+    else:
+        processor = SimpleProcessor(
+            cpu_type=CPU_TYPES[args.cpu], isa=ISA.X86, num_cores=num_cores
+        )
+
+    checkpoint = None
+    if args.phase == "measure":
+        if not args.restore:
+            fail("--phase measure needs --restore", 2)
+        checkpoint = Path(args.restore)
+        shaped = Path(args.restore) / "simctl-system.json"
+        if shaped.is_file():
+            with open(shaped) as file:
+                saved = json.load(file)
+            if saved != system:
+                fail(
+                    f"checkpoint {args.restore} was taken with system {saved}, "
+                    f"not {system}; only the CPU model and --atomic-warm may differ",
+                    2,
+                )
+
+    board = make_board(system, processor)
+    board.set_kernel_disk_workload(
+        kernel=KernelResource(local_path=args.kernel),
+        disk_image=DiskImageResource(local_path=args.disk, root_partition="1"),
+        readfile=args.readfile,
+        kernel_args=[args.kernel_args],
+        checkpoint=checkpoint,
+    )
+
+    events = []
+    outdir = Path(m5.options.outdir)
+
+    def record(kind, work_id=None):
+        event = {"event": kind, "tick": m5.curTick()}
+        if work_id is not None:
+            event["id"] = work_id
+        events.append(event)
+        write_json_atomic(outdir / "simctl-events.json", events)
+
+    def on_checkpoint():
+        if args.phase != "setup":
+            record("checkpoint-ignored")
+            while True:
+                yield False
+        record("checkpoint")
+        simulator.save_checkpoint(Path(args.checkpoint_dir))
+        write_json_atomic(Path(args.checkpoint_dir) / "simctl-system.json", system)
+        say(f"checkpoint saved {args.checkpoint_dir}")
+        yield True
+
+    measured = {"begun": 0, "ended": 0, "warm": 0}
+
+    def warming():
+        return args.phase == "measure" and measured["warm"] < args.atomic_warm
+
+    def on_workbegin():
+        while True:
+            if not warming():
+                m5.stats.reset()
+                measured["begun"] += 1
+            record("workbegin")
+            say(f"workbegin tick={m5.curTick()}")
+            yield False
+
+    def on_workend():
+        while True:
+            if warming():
+                measured["warm"] += 1
+                record("warm-workend")
+                if measured["warm"] == args.atomic_warm:
+                    processor.switch()
+                    say(f"switched to {args.cpu} after {args.atomic_warm} warm invocations")
+                yield False
+                continue
+            m5.stats.dump()
+            measured["ended"] += 1
+            record("workend")
+            say(f"workend tick={m5.curTick()} dumps={measured['ended']}")
+            yield False
+
+    def on_exit():
+        record("exit")
+        # gem5 dumps stats once more at exit, cumulative since the last reset; marking this
+        # tick as dumped suppresses that dump, so stats.txt has one dump per invocation.
+        m5.stats.lastDump = m5.curTick()
+        yield True
+
+    def on_fail():
+        record("fail")
+        m5.stats.lastDump = m5.curTick()
+        say("error the guest reported a failure (m5 fail)")
+        yield True
+
+    simulator = Simulator(
+        board=board,
+        on_exit_event={
+            ExitEvent.CHECKPOINT: on_checkpoint(),
+            ExitEvent.WORKBEGIN: on_workbegin(),
+            ExitEvent.WORKEND: on_workend(),
+            ExitEvent.EXIT: on_exit(),
+            ExitEvent.FAIL: on_fail(),
+        },
+    )
+    say(f"phase={args.phase} cpu={args.cpu if args.phase != 'setup' else args.fast_cpu}")
+    simulator.run()
+    cause = simulator.get_last_exit_event_cause()
+    say(f"exit cause='{cause}' tick={m5.curTick()} dumps={measured['ended']}")
+    kinds = [event["event"] for event in events]
+    if "fail" in kinds:
+        sys.exit(1)
+    if args.phase == "setup" and "checkpoint" not in kinds:
+        fail(f"the simulation ended ({cause}) before the guest reached its checkpoint")
+    if args.phase != "setup" and args.invocations and measured["ended"] != args.invocations:
+        fail(f"{measured['ended']} measured invocations ended, expected {args.invocations}")
+    if "exit" not in kinds and "checkpoint" not in kinds:
+        fail(f"the simulation ended without m5 exit: {cause}")
+
+
+main()
