@@ -10,6 +10,7 @@ use super::metrics::{CoreMetrics, core_metrics, format_value, has_core};
 
 /// Cores probed when `--cpu` is not given.
 const MAX_CPUS: usize = 256;
+use crate::fsutil::write_atomic;
 use crate::stats::read_dumps;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -37,7 +38,7 @@ pub struct ReportArgs {
     /// Say which raw stat each metric came from.
     #[arg(long)]
     pub explain: bool,
-    /// Draw --plot-metric per dump per run into an SVG file.
+    /// Draw --plot-metric per dump per run into FILE.svg or FILE.png.
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// Metric to plot (a column name, e.g. ipc, l1d_mpki).
@@ -172,28 +173,13 @@ fn render(rows: &[Row], format: Format) -> Result<String> {
     })
 }
 
-fn plot(rows: &[Row], metric: &str, path: &Path) -> Result<()> {
+/// Draws `metric` per dump, one line per (run, cpu), as an SVG document.
+fn plot_svg(rows: &[Row], metric: &str) -> Result<String> {
     use plotters::prelude::*;
-    if path.extension().and_then(|e| e.to_str()) != Some("svg") {
-        bail!("--plot {}: only .svg output is supported", path.display());
-    }
-    if !header().contains(&metric) {
-        bail!(
-            "--plot-metric {metric}: not a metric; choose one of {}",
-            header()[3..].join(", ")
-        );
-    }
-    let value_of = |row: &Row| {
-        row.metrics
-            .columns()
-            .into_iter()
-            .find(|(n, _)| *n == metric)
-            .and_then(|(_, v)| v)
-    };
     let mut series: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
     for row in rows {
         let label = format!("{} cpu{}", row.run, row.cpu);
-        let Some(value) = value_of(row).filter(|v| v.is_finite()) else {
+        let Some(value) = row.metrics.column(metric).filter(|v| v.is_finite()) else {
             continue;
         };
         match series.iter_mut().find(|(l, _)| *l == label) {
@@ -202,52 +188,103 @@ fn plot(rows: &[Row], metric: &str, path: &Path) -> Result<()> {
         }
     }
     if series.is_empty() {
-        bail!("no values of {metric} to plot");
+        bail!("no values of {metric} to plot (every row is empty for it; see --explain)");
     }
     let max_dump = rows.iter().map(|r| r.dump).max().unwrap_or(0) + 1;
-    let max_value = series
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|(_, v)| *v))
-        .fold(0.0, f64::max)
-        * 1.1
-        + 1e-9;
-    let root = SVGBackend::new(path, (1000, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{metric} per dump"), ("sans-serif", 24))
-        .margin(20)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0..max_dump, 0.0..max_value)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    chart
-        .configure_mesh()
-        .x_desc("dump (measured invocation)")
-        .y_desc(metric)
-        .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for (i, (label, points)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+    let values = series.iter().flat_map(|(_, p)| p.iter().map(|(_, v)| *v));
+    let max_value = values.fold(0.0, f64::max) * 1.1 + 1e-9;
+    let plot_error = |err: &dyn std::fmt::Display| anyhow::anyhow!("cannot draw the plot: {err}");
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1000, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("{metric} per dump"), ("sans-serif", 24))
+            .margin(20)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0..max_dump, 0.0..max_value)
+            .map_err(|e| plot_error(&e))?;
         chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(2),
-            ))
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .label(label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            .configure_mesh()
+            .x_desc("dump")
+            .y_desc(metric)
+            .draw()
+            .map_err(|e| plot_error(&e))?;
+        for (i, (label, points)) in series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| plot_error(&e))?
+                .label(label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| plot_error(&e))?;
+        root.present().map_err(|e| plot_error(&e))?;
     }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    root.present()
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    Ok(())
+    Ok(svg)
+}
+
+/// Rasterises the SVG with resvg. Why not plotters' bitmap backend: it needs a font found at
+/// build/link time (fontconfig/freetype) and fails at run time without one; resvg is pure Rust,
+/// looks fonts up at run time, and still draws every line when no font is installed.
+fn svg_to_png(svg: &str) -> Result<Vec<u8>> {
+    use resvg::{tiny_skia, usvg};
+    let mut options = usvg::Options::default();
+    let fonts = options.fontdb_mut();
+    fonts.load_system_fonts();
+    let families: Vec<String> = fonts
+        .faces()
+        .flat_map(|face| face.families.iter().map(|(name, _)| name.clone()))
+        .collect();
+    let preferred = ["DejaVu Sans", "Liberation Sans", "Noto Sans", "Arial"];
+    match preferred
+        .iter()
+        .map(|p| p.to_string())
+        .find(|p| families.contains(p))
+        .or(families.first().cloned())
+    {
+        Some(family) => fonts.set_sans_serif_family(family),
+        None => eprintln!(
+            "warning: no fonts found; the PNG has no text (hint: apt-get install fonts-dejavu-core)"
+        ),
+    }
+    let tree = usvg::Tree::from_str(svg, &options).context("cannot read the plot's SVG")?;
+    let size = tree.size().to_int_size();
+    let mut pixmap =
+        tiny_skia::Pixmap::new(size.width(), size.height()).context("plot has no area")?;
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    pixmap.encode_png().context("cannot encode the plot as PNG")
+}
+
+fn plot(rows: &[Row], metric: &str, path: &Path) -> Result<()> {
+    let bytes = match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => plot_svg(rows, metric)?.into_bytes(),
+        Some("png") => svg_to_png(&plot_svg(rows, metric)?)?,
+        _ => bail!(
+            "--plot {}: the file name must end in .svg or .png",
+            path.display()
+        ),
+    };
+    write_atomic(path, &bytes)
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
+    if args.plot.is_some() && !header()[3..].contains(&args.plot_metric.as_str()) {
+        bail!(
+            "--plot-metric {}: not a metric; choose one of {}",
+            args.plot_metric,
+            header()[3..].join(", ")
+        );
+    }
     let mut rows = Vec::new();
     for path in &args.paths {
         let these = rows_for(path, args.cpu)?;

@@ -23,8 +23,13 @@ const CORE_PREFIXES: &[&str] = &[
 ];
 
 /// Committed instructions, newest spelling first (`numInsts` alone is *executed* in old O3).
-const INSTRUCTIONS: &[&str] =
-    &["commitStats0.numInsts", "committedInsts", "commit.committedInsts", "exec_context.thread_0.numInsts", "thread_0.numInsts"];
+const INSTRUCTIONS: &[&str] = &[
+    "commitStats0.numInsts",
+    "committedInsts",
+    "commit.committedInsts",
+    "exec_context.thread_0.numInsts",
+    "thread_0.numInsts",
+];
 const CYCLES: &[&str] = &["numCycles"];
 /// Committed mispredicted branches (the predictor's commit-time count) first, then older stats.
 const BRANCH_MISPREDICTS: &[&str] = &[
@@ -36,8 +41,16 @@ const BRANCH_MISPREDICTS: &[&str] = &[
 const MISSES: &[&str] = &["overallMisses::total", "overall_misses::total"];
 const ACCESSES: &[&str] = &["overallAccesses::total", "overall_accesses::total"];
 /// Cache locations; `{core}` is the core prefix found above.
-const L1I: &[&str] = &["{core}.icache", "board.cache_hierarchy.l1icaches{n}", "board.cache_hierarchy.l1i-cache-{n}"];
-const L1D: &[&str] = &["{core}.dcache", "board.cache_hierarchy.l1dcaches{n}", "board.cache_hierarchy.l1d-cache-{n}"];
+const L1I: &[&str] = &[
+    "{core}.icache",
+    "board.cache_hierarchy.l1icaches{n}",
+    "board.cache_hierarchy.l1i-cache-{n}",
+];
+const L1D: &[&str] = &[
+    "{core}.dcache",
+    "board.cache_hierarchy.l1dcaches{n}",
+    "board.cache_hierarchy.l1d-cache-{n}",
+];
 const LLC: &[&str] = &[
     "{core}.l2cache",
     "board.cache_hierarchy.l2caches{n}",
@@ -103,11 +116,22 @@ struct Finder<'a> {
 }
 
 impl Finder<'_> {
-    fn find(&mut self, input: &'static str, places: &[&str], stats: &[&str], core: &str, cpu: usize) -> Option<f64> {
+    fn find(
+        &mut self,
+        input: &'static str,
+        places: &[&str],
+        stats: &[&str],
+        core: &str,
+        cpu: usize,
+    ) -> Option<f64> {
         for place in places {
             for place in expand(place, core, cpu) {
                 for stat in stats {
-                    let name = if place.is_empty() { (*stat).to_string() } else { format!("{place}.{stat}") };
+                    let name = if place.is_empty() {
+                        (*stat).to_string()
+                    } else {
+                        format!("{place}.{stat}")
+                    };
                     if let Some(value) = self.dump.get(&name) {
                         self.sources.push((input, name));
                         return Some(value);
@@ -122,10 +146,25 @@ impl Finder<'_> {
 /// The core prefix for `cpu`: the first spelling with a cycle or instruction count; with
 /// switchable CPUs the one that actually ran (non-zero cycles) wins.
 fn core_prefix(dump: &Dump, cpu: usize) -> Option<String> {
-    let candidates: Vec<String> = CORE_PREFIXES.iter().flat_map(|p| expand(p, "", cpu)).collect();
-    let cycles = |prefix: &str| CYCLES.iter().chain(INSTRUCTIONS).find_map(|stat| dump.get(&format!("{prefix}.{stat}")));
-    let present: Vec<(String, f64)> = candidates.into_iter().filter_map(|p| cycles(&p).map(|c| (p, c))).collect();
-    present.iter().find(|(_, c)| *c > 0.0).or(present.first()).map(|(p, _)| p.clone())
+    let candidates: Vec<String> = CORE_PREFIXES
+        .iter()
+        .flat_map(|p| expand(p, "", cpu))
+        .collect();
+    let cycles = |prefix: &str| {
+        CYCLES
+            .iter()
+            .chain(INSTRUCTIONS)
+            .find_map(|stat| dump.get(&format!("{prefix}.{stat}")))
+    };
+    let present: Vec<(String, f64)> = candidates
+        .into_iter()
+        .filter_map(|p| cycles(&p).map(|c| (p, c)))
+        .collect();
+    present
+        .iter()
+        .find(|(_, c)| *c > 0.0)
+        .or(present.first())
+        .map(|(p, _)| p.clone())
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -142,11 +181,19 @@ pub fn has_core(dump: &Dump, cpu: usize) -> bool {
 
 /// The metrics of core `cpu` in `dump`.
 pub fn core_metrics(dump: &Dump, cpu: usize) -> CoreMetrics {
-    let mut finder = Finder { dump, sources: Vec::new() };
+    let mut finder = Finder {
+        dump,
+        sources: Vec::new(),
+    };
     let sim_seconds = finder.find("sim_seconds", &[""], SIM_SECONDS, "", cpu);
     let host_seconds = finder.find("host_seconds", &[""], HOST_SECONDS, "", cpu);
     let Some(core) = core_prefix(dump, cpu) else {
-        return CoreMetrics { sim_seconds, host_seconds, sources: finder.sources, ..CoreMetrics::default() };
+        return CoreMetrics {
+            sim_seconds,
+            host_seconds,
+            sources: finder.sources,
+            ..CoreMetrics::default()
+        };
     };
     let instructions = finder.find("instructions", &[&core], INSTRUCTIONS, "", cpu);
     let cycles = finder.find("cycles", &[&core], CYCLES, "", cpu);
@@ -158,7 +205,8 @@ pub fn core_metrics(dump: &Dump, cpu: usize) -> CoreMetrics {
     let (l1i_misses, l1i_accesses) = cache("l1i_misses", "l1i_accesses", L1I);
     let (l1d_misses, l1d_accesses) = cache("l1d_misses", "l1d_accesses", L1D);
     let (llc_misses, llc_accesses) = cache("llc_misses", "llc_accesses", LLC);
-    let branch_mispredicts = finder.find("branch_mispredicts", &[&core], BRANCH_MISPREDICTS, "", cpu);
+    let branch_mispredicts =
+        finder.find("branch_mispredicts", &[&core], BRANCH_MISPREDICTS, "", cpu);
     let per_kilo = |events: Option<f64>| ratio(events, instructions).map(|r| r * 1000.0);
     CoreMetrics {
         instructions,
@@ -202,14 +250,25 @@ impl CoreMetrics {
 
     /// The value of a column by name.
     pub fn column(&self, name: &str) -> Option<f64> {
-        self.columns().into_iter().find(|(column, _)| *column == name).and_then(|(_, value)| value)
+        self.columns()
+            .into_iter()
+            .find(|(column, _)| *column == name)
+            .and_then(|(_, value)| value)
     }
 
     /// Which raw stat each input came from (`--explain`); None = no source, left empty.
     pub fn sources(&self) -> Vec<(&'static str, Option<&str>)> {
         INPUTS
             .iter()
-            .map(|input| (*input, self.sources.iter().find(|(i, _)| i == input).map(|(_, s)| s.as_str())))
+            .map(|input| {
+                (
+                    *input,
+                    self.sources
+                        .iter()
+                        .find(|(i, _)| i == input)
+                        .map(|(_, s)| s.as_str()),
+                )
+            })
             .collect()
     }
 }

@@ -117,7 +117,7 @@ impl<W: Write> Printer<W> {
                     self.out,
                     "{},{},{},{}",
                     dump.index,
-                    csv_field(&stat.name),
+                    csv_field(stat.name),
                     value,
                     csv_field(unit)
                 )?,

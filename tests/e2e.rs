@@ -1,0 +1,154 @@
+//! End to end, for real: build the kernel, the guest binaries, aes-go and the image from
+//! nothing, boot them in QEMU and run the function; then the failure paths. Runs when
+//! SIMCTL_TEST_E2E=1 (CI sets it): a cold run builds a kernel and a Debian image. The gem5 run
+//! needs SIMCTL_GEM5 too.
+
+use std::path::Path;
+use std::process::Command;
+
+fn enabled() -> bool {
+    if std::env::var("SIMCTL_TEST_E2E").as_deref() != Ok("1") {
+        println!("skipped: set SIMCTL_TEST_E2E=1 to build a kernel and an image and boot them");
+        return false;
+    }
+    true
+}
+
+fn simctl() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_simctl"));
+    command.env_remove("SIMCTL_GEM5");
+    command
+}
+
+fn qemu_processes_for(dir: &Path) -> usize {
+    let needle = dir.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .filter(|cmdline| {
+            let text = String::from_utf8_lossy(cmdline);
+            text.contains("qemu-system") && text.contains(&needle)
+        })
+        .count()
+}
+
+#[test]
+fn aes_go_on_qemu_from_nothing_then_failure_paths() {
+    if !enabled() {
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let run_dir = temp.path().join("aes");
+    let output = simctl()
+        .args([
+            "run",
+            "--workload",
+            "aes-go",
+            "--platform",
+            "qemu",
+            "--invocations",
+            "20",
+            "--warmup",
+            "5",
+            "--out",
+        ])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "simctl run failed:\n{stderr}");
+    assert!(
+        stderr.contains("accelerator: "),
+        "the run must say which accelerator it used:\n{stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        run_dir.to_string_lossy()
+    );
+
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("status.json")).unwrap())
+            .unwrap();
+    assert_eq!(status["state"], "ok");
+    let csv = std::fs::read_to_string(run_dir.join("results/results.csv")).unwrap();
+    let measured: Vec<&str> = csv.lines().filter(|l| l.contains(",measured,")).collect();
+    assert_eq!(measured.len(), 20, "{csv}");
+    assert!(
+        measured.iter().all(|l| l.contains(",true,")),
+        "every invocation ok:\n{csv}"
+    );
+    let console = std::fs::read_to_string(run_dir.join("console.log")).unwrap();
+    let affinity = console
+        .lines()
+        .find(|line| line.contains("SIMCTL-AFFINITY"))
+        .expect("the guest reports the function's affinity");
+    assert!(
+        affinity.trim_end().ends_with("name=aes-go cpus=1"),
+        "function pinned to core 1 only: {affinity}"
+    );
+    assert!(console.contains("isolcpus=1"), "{console}");
+    assert!(console.contains("SIMCTL-DONE status=ok"));
+    let run_toml = std::fs::read_to_string(run_dir.join("run.toml")).unwrap();
+    for key in ["kernel_key", "image_key", "kernel_cmdline", "accelerator"] {
+        assert!(run_toml.contains(key), "run.toml lacks {key}:\n{run_toml}");
+    }
+    assert!(
+        std::fs::read_to_string(run_dir.join("report.md"))
+            .unwrap()
+            .contains("20 of 20 measured invocations recorded, 20 ok")
+    );
+
+    // The same request again is answered from the finished run.
+    let again = simctl()
+        .args([
+            "run",
+            "--workload",
+            "aes-go",
+            "--platform",
+            "qemu",
+            "--invocations",
+            "20",
+            "--warmup",
+            "5",
+            "--out",
+        ])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("reusing the finished identical run"));
+
+    // A run cut short by its deadline ends failed, keeps its logs, and leaves no QEMU behind.
+    let short = temp.path().join("short");
+    let output = simctl()
+        .args([
+            "run",
+            "--workload",
+            "aes-go",
+            "--platform",
+            "qemu",
+            "--invocations",
+            "20000",
+            "--timeout",
+            "4s",
+            "--out",
+        ])
+        .arg(&short)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(short.join("status.json")).unwrap()).unwrap();
+    assert_eq!(status["state"], "failed");
+    assert!(
+        status["cause"].as_str().unwrap().contains("timed out"),
+        "{status}"
+    );
+    assert!(short.join("console.log").is_file() && short.join("qemu.log").is_file());
+    assert_eq!(
+        qemu_processes_for(&short),
+        0,
+        "a QEMU process outlived its run"
+    );
+}
