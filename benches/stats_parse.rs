@@ -56,7 +56,10 @@ fn child(path: &Path) -> Result<()> {
         values += dump.len();
     }
     let seconds = start.elapsed().as_secs_f64();
-    println!("{bytes} {seconds} {dumps} {values} {}", vm_hwm_kib().unwrap_or(0));
+    println!(
+        "{bytes} {seconds} {dumps} {values} {}",
+        vm_hwm_kib().unwrap_or(0)
+    );
     Ok(())
 }
 
@@ -69,9 +72,15 @@ struct Measured {
 }
 
 fn measure(path: &Path) -> Result<Measured> {
-    let output = Command::new(std::env::current_exe()?).env(CHILD, path).output()?;
+    let output = Command::new(std::env::current_exe()?)
+        .env(CHILD, path)
+        .output()?;
     if !output.status.success() {
-        bail!("parse of {} failed: {}", path.display(), String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "parse of {} failed: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let text = String::from_utf8(output.stdout)?;
     let fields: Vec<&str> = text.split_whitespace().collect();
@@ -107,20 +116,32 @@ fn main() -> Result<()> {
         return child(Path::new(&path));
     }
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/stats").join(FIXTURE);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/stats")
+        .join(FIXTURE);
     if !fixture.is_file() {
         println!("skipped: shared fixtures not found");
         return Ok(());
     }
-    let target_mb: u64 = std::env::var("STATS_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let target_mb: u64 = std::env::var("STATS_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     let temp = tempfile::tempdir()?;
     let big: PathBuf = temp.path().join("big-stats.txt");
     let size = build_big_file(&fixture, &big, target_mb * 1_000_000)?;
-    println!("big file: {:.0} MB ({} copies of {FIXTURE})", size as f64 / 1e6, size / std::fs::metadata(&fixture)?.len());
+    println!(
+        "big file: {:.0} MB ({} copies of {FIXTURE})",
+        size as f64 / 1e6,
+        size / std::fs::metadata(&fixture)?.len()
+    );
 
     let small = measure(&fixture)?;
     let big_runs = [measure(&big)?, measure(&big)?];
-    let best = big_runs.iter().min_by(|a, b| a.seconds.total_cmp(&b.seconds)).context("no runs")?;
+    let best = big_runs
+        .iter()
+        .min_by(|a, b| a.seconds.total_cmp(&b.seconds))
+        .context("no runs")?;
     println!(
         "simctl parse, small: {:>8.1} MB/s  {} dumps {} values  VmHWM {} KiB",
         mb_per_s(&small),
@@ -149,9 +170,15 @@ fn main() -> Result<()> {
                 "python line-split:   {python_mb_s:>8.1} MB/s  ({python_seconds:.2} s; dumps values = {})",
                 String::from_utf8_lossy(&output.stdout).trim()
             );
-            println!("speed-up vs python:  {:>8.1}x", mb_per_s(best) / python_mb_s);
+            println!(
+                "speed-up vs python:  {:>8.1}x",
+                mb_per_s(best) / python_mb_s
+            );
         }
-        Ok(output) => println!("python parser failed: {}", String::from_utf8_lossy(&output.stderr)),
+        Ok(output) => println!(
+            "python parser failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
         Err(_) => println!("skipped python comparison: python3 not found"),
     }
     Ok(())

@@ -70,6 +70,9 @@ impl KernelCmdline {
             "rw".into(),
             // A panic stops the machine at once instead of hanging until the watchdog fires.
             "panic=-1".into(),
+            // gem5's cores start their TSCs at different times, so Linux would mark the TSC
+            // unstable and fall back to jiffies: 10 ms resolution for every latency measured.
+            "tsc=reliable".into(),
         ];
         if let Some(cpu) = self.isolated_cpu {
             words.push(format!("isolcpus={cpu}"));
@@ -103,7 +106,7 @@ mod tests {
         };
         assert_eq!(
             cmdline.render(),
-            "console=ttyS0 earlyprintk=ttyS0 root=/dev/sda1 rw panic=-1 isolcpus=1 \
+            "console=ttyS0 earlyprintk=ttyS0 root=/dev/sda1 rw panic=-1 tsc=reliable isolcpus=1 \
              init=/sbin/simctl-init simctl.platform=qemu simctl.m5=off quiet"
         );
     }

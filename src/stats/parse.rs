@@ -183,44 +183,32 @@ fn parse_fixed(token: &[u8]) -> Option<f64> {
     Some(if negative { -value } else { value })
 }
 
-/// The unit at the end of a line: the last balanced `( ... )` group, if it names a gem5 unit.
-/// Checking the name keeps a pre-v21 description ending in `(bytes)` from becoming a unit.
+/// The unit at the end of a line: `(Name)` or, for a rate, `((A/B))`, preceded by a blank and
+/// naming a gem5 unit. Checking the name keeps a pre-v21 description ending in `(bytes)` from
+/// becoming a unit. Searched from the end with memrchr: the description before it is never read.
 fn trailing_unit(line: &[u8]) -> Option<&[u8]> {
-    if line.last() != Some(&b')') {
+    let body = line.strip_suffix(b")")?;
+    let open = memchr::memrchr(b'(', body)?;
+    let inner = &body[open + 1..];
+    let (unit, before) = if inner.ends_with(b")") {
+        let outer = open.checked_sub(1).filter(|&at| body[at] == b'(')?;
+        (&body[open..], outer.checked_sub(1)?)
+    } else {
+        (inner, open.checked_sub(1)?)
+    };
+    if !line[before].is_ascii_whitespace() {
         return None;
     }
-    let mut depth = 0usize;
-    let mut open = None;
-    for (at, &byte) in line.iter().enumerate().rev() {
-        match byte {
-            b')' => depth += 1,
-            b'(' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    open = Some(at);
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    let open = open?;
-    if open == 0 || !line[open - 1].is_ascii_whitespace() {
-        return None;
-    }
-    let unit = &line[open + 1..line.len() - 1];
-    let is_unit_name = |word: &[u8]| UNITS.contains(&word);
     let is_rate = unit.len() > 2
         && unit[0] == b'('
-        && unit[unit.len() - 1] == b')'
         && unit[1..unit.len() - 1]
             .split(|&b| b == b'/')
-            .all(|word| word.iter().all(u8::is_ascii_alphabetic) && !word.is_empty());
-    (is_unit_name(unit) || is_rate).then_some(unit)
+            .all(|word| !word.is_empty() && word.iter().all(u8::is_ascii_alphabetic));
+    (UNITS.contains(&unit) || is_rate).then_some(unit)
 }
 
 fn is_name_byte(byte: u8) -> bool {
-    byte.is_ascii_graphic() && byte != b'#'
+    (byte > b' ') & (byte < 0x7f) & (byte != b'#')
 }
 
 /// The bucket layout announced by a oneline histogram's `::bucket_size` / `::min_bucket` /
