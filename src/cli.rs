@@ -44,6 +44,9 @@ pub enum Command {
     Doctor(crate::run::doctor::DoctorArgs),
     /// Run a set of runs across configurations, locally in parallel or on Slurm.
     Sweep(crate::sweep::SweepArgs),
+    /// Run one point of a resolved sweep (what a Slurm array task runs).
+    #[command(hide = true)]
+    SweepTask(crate::sweep::SweepTaskArgs),
 }
 
 /// Parses the command line, runs the verb, prints any error once, and picks the exit code.
@@ -72,6 +75,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Run(args) => crate::run::run_cli(args),
         Command::Doctor(args) => crate::run::doctor::run_cli(args),
         Command::Sweep(args) => crate::sweep::run_cli(args),
+        Command::SweepTask(args) => crate::sweep::run_task(args),
     }
 }
 

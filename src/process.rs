@@ -313,6 +313,22 @@ impl Supervised {
         }
     }
 
+    /// The end of the child if it has ended, without waiting.
+    pub fn try_ended(&mut self) -> Result<Option<Ended>> {
+        Ok(self
+            .handle
+            .try_wait()
+            .context("waiting for child")?
+            .map(|output| {
+                self.finished = true;
+                Ended::Exited {
+                    code: output.status.code(),
+                    what: self.what.clone(),
+                    log: self.log.clone(),
+                }
+            }))
+    }
+
     /// SIGTERM to the group, then SIGKILL after the grace period; reaps the child.
     pub fn terminate(&mut self) {
         if self.finished {

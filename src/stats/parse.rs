@@ -58,21 +58,33 @@ pub struct Dump {
     pub complete: bool,
     /// Line number of the Begin line (1-based).
     pub line: usize,
-    arena: String,
+    /// Every name and unit, back to back; only printable ASCII (checked by the line parser).
+    arena: Vec<u8>,
     entries: Vec<Entry>,
     by_name: OnceLock<HashMap<Box<str>, u32>>,
 }
 
 impl Dump {
-    fn new(index: usize, line: usize) -> Dump {
+    /// `capacity` (arena bytes, entries) from the previous dump avoids regrowing every dump.
+    fn new(index: usize, line: usize, capacity: (usize, usize)) -> Dump {
+        let (arena, entries) = (
+            Vec::with_capacity(capacity.0),
+            Vec::with_capacity(capacity.1),
+        );
         Dump {
             index,
             complete: false,
             line,
-            arena: String::new(),
-            entries: Vec::new(),
+            arena,
+            entries,
             by_name: OnceLock::new(),
         }
+    }
+
+    fn text(&self, range: &Range<u32>) -> &str {
+        // The arena holds only ASCII, so this never falls back.
+        std::str::from_utf8(&self.arena[range.start as usize..range.end as usize])
+            .unwrap_or_default()
     }
 
     /// Number of stat values in the dump.
@@ -85,11 +97,10 @@ impl Dump {
     }
 
     fn view(&self, entry: &Entry) -> Stat<'_> {
-        let text = |r: &Range<u32>| &self.arena[r.start as usize..r.end as usize];
         Stat {
-            name: text(&entry.name),
+            name: self.text(&entry.name),
             value: entry.value,
-            unit: entry.unit.as_ref().map(text),
+            unit: entry.unit.as_ref().map(|unit| self.text(unit)),
         }
     }
 
@@ -103,8 +114,9 @@ impl Dump {
         let index = self.by_name.get_or_init(|| {
             let mut index = HashMap::with_capacity(self.entries.len());
             for (at, entry) in self.entries.iter().enumerate() {
-                let name = &self.arena[entry.name.start as usize..entry.name.end as usize];
-                index.entry(name.into()).or_insert(at as u32);
+                index
+                    .entry(self.text(&entry.name).into())
+                    .or_insert(at as u32);
             }
             index
         });
@@ -131,10 +143,7 @@ impl Dump {
     /// Appends ASCII text (checked by the caller) to the arena.
     fn append(&mut self, text: &[u8]) -> Range<u32> {
         let start = self.arena.len() as u32;
-        // The line parser only passes printable ASCII, so this never fails.
-        if let Ok(text) = std::str::from_utf8(text) {
-            self.arena.push_str(text);
-        }
+        self.arena.extend_from_slice(text);
         start..self.arena.len() as u32
     }
 }
@@ -271,6 +280,8 @@ struct LineParser {
     lenient: bool,
     skipped: usize,
     current: Option<Dump>,
+    /// Sizes of the last complete dump (arena bytes, entries).
+    capacity: (usize, usize),
     oneline: OnelineLayout,
     label: Vec<u8>,
 }
@@ -291,7 +302,7 @@ impl LineParser {
         if line[0] == b'-' {
             if line == BEGIN {
                 let finished = self.current.take();
-                self.current = Some(Dump::new(self.next_index, self.line));
+                self.current = Some(Dump::new(self.next_index, self.line, self.capacity));
                 self.next_index += 1;
                 return Ok(finished);
             }
@@ -300,6 +311,7 @@ impl LineParser {
                     return Err(Malformed::OutsideDump);
                 };
                 dump.complete = true;
+                self.capacity = (dump.arena.len(), dump.entries.len());
                 return Ok(Some(dump));
             }
         }
