@@ -215,7 +215,7 @@ fn build_python(
 ) -> Result<()> {
     let log = staging.join("build.log");
     let proto_dir = project.workloads_dir().join("proto");
-    Command::new("python3")
+    Command::new("/usr/bin/python3")
         .args(["-m", "grpc_tools.protoc"])
         .arg(format!("-I{}", proto_dir.display()))
         .arg(format!("--python_out={}", install.display()))

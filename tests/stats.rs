@@ -837,6 +837,24 @@ fn cli_csv_rows_with_match_and_dump_selection() {
 }
 
 #[test]
+fn cli_flags_an_incomplete_dump_and_prints_a_table() {
+    let temp = tempfile::tempdir().unwrap();
+    let truncated = temp.path().join("stats.txt");
+    std::fs::write(
+        &truncated,
+        "\n---------- Begin Simulation Statistics ----------\nsimTicks 5 # ticks (Tick)\n",
+    )
+    .unwrap();
+    simctl()
+        .args(["stats", "--format", "table"])
+        .arg(&truncated)
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"(?m)^ +0  simTicks +5  Tick$").unwrap())
+        .stderr(predicate::str::contains("dump 0 (line 2) is incomplete"));
+}
+
+#[test]
 fn cli_default_is_csv_when_piped() {
     let Some(dir) = fixtures() else { return };
     simctl()

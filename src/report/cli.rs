@@ -1,5 +1,5 @@
 //! `simctl report PATH...`: one row per (run, dump, CPU) with derived metrics; several paths
-//! give one comparison table; `--plot` draws a metric per dump per run (SVG).
+//! give one comparison table; `--plot` draws a metric per dump per run (SVG or PNG).
 
 use std::path::{Path, PathBuf};
 
@@ -7,12 +7,13 @@ use anyhow::{Context, Result, bail};
 use comfy_table::{Table, presets::ASCII_MARKDOWN, presets::UTF8_FULL_CONDENSED};
 
 use super::metrics::{CoreMetrics, core_metrics, format_value, has_core};
+use crate::fsutil::write_atomic;
+use crate::stats::{Dump, read_dumps};
 
 /// Cores probed when `--cpu` is not given.
 const MAX_CPUS: usize = 256;
-use crate::fsutil::write_atomic;
-use crate::stats::read_dumps;
 
+/// Output format of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Table,
@@ -33,6 +34,7 @@ pub struct ReportArgs {
     /// Only this core (the function runs on core 1).
     #[arg(long)]
     pub cpu: Option<usize>,
+    /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Say which raw stat each metric came from.
@@ -73,6 +75,25 @@ pub fn stats_file(path: &Path) -> Result<PathBuf> {
         })
 }
 
+/// The core numbers with stats in `dump`; stops at the first two missing numbers in a row
+/// (core numbers are dense, and probing all MAX_CPUS costs much on files with many dumps).
+fn cores_in(dump: &Dump) -> Vec<usize> {
+    let mut cores = Vec::new();
+    let mut missing_in_a_row = 0;
+    for n in 0..MAX_CPUS {
+        if has_core(dump, n) {
+            cores.push(n);
+            missing_in_a_row = 0;
+        } else {
+            missing_in_a_row += 1;
+            if missing_in_a_row == 2 {
+                break;
+            }
+        }
+    }
+    cores
+}
+
 /// Rows for every dump and core (or only `cpu`) of a stats file.
 pub fn rows_for(path: &Path, cpu: Option<usize>) -> Result<Vec<Row>> {
     let file = stats_file(path)?;
@@ -81,7 +102,7 @@ pub fn rows_for(path: &Path, cpu: Option<usize>) -> Result<Vec<Row>> {
     for dump in read_dumps(&file)? {
         let cpus: Vec<usize> = match cpu {
             Some(cpu) => vec![cpu],
-            None => (0..MAX_CPUS).filter(|&n| has_core(&dump, n)).collect(),
+            None => cores_in(&dump),
         };
         for n in cpus {
             rows.push(Row {
@@ -130,7 +151,8 @@ pub fn markdown(rows: &[Row]) -> String {
     table.to_string()
 }
 
-fn render(rows: &[Row], format: Format) -> Result<String> {
+/// Renders rows in any output format (table, CSV, JSON, Markdown).
+pub fn render(rows: &[Row], format: Format) -> Result<String> {
     Ok(match format {
         Format::Markdown => markdown(rows) + "\n",
         Format::Table => {

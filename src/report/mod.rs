@@ -5,4 +5,5 @@
 pub mod cli;
 pub mod metrics;
 
+pub use cli::{Format, Row, render, rows_for};
 pub use metrics::{CoreMetrics, core_metrics};
