@@ -4,7 +4,9 @@
 //! needs SIMCTL_GEM5 too.
 
 use std::path::Path;
-use std::process::Command;
+mod common;
+
+use common::{run_state, simctl};
 
 fn enabled() -> bool {
     if std::env::var("SIMCTL_TEST_E2E").as_deref() != Ok("1") {
@@ -14,10 +16,12 @@ fn enabled() -> bool {
     true
 }
 
-fn simctl() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_simctl"));
-    command.env_remove("SIMCTL_GEM5");
-    command
+/// `simctl run` of aes-go on QEMU with `extra` options into `out`.
+fn qemu_run(out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["run", "--workload", "aes-go", "--platform", "qemu"];
+    args.extend_from_slice(extra);
+    args.push("--out");
+    simctl(&args, &[out])
 }
 
 fn qemu_processes_for(dir: &Path) -> usize {
@@ -40,22 +44,7 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
     }
     let temp = tempfile::tempdir().unwrap();
     let run_dir = temp.path().join("aes");
-    let output = simctl()
-        .args([
-            "run",
-            "--workload",
-            "aes-go",
-            "--platform",
-            "qemu",
-            "--invocations",
-            "20",
-            "--warmup",
-            "5",
-            "--out",
-        ])
-        .arg(&run_dir)
-        .output()
-        .unwrap();
+    let output = qemu_run(&run_dir, &["--invocations", "20", "--warmup", "5"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "simctl run failed:\n{stderr}");
     assert!(
@@ -67,10 +56,7 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
         run_dir.to_string_lossy()
     );
 
-    let status: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("status.json")).unwrap())
-            .unwrap();
-    assert_eq!(status["state"], "ok");
+    assert_eq!(run_state(&run_dir).as_deref(), Some("ok"));
     let csv = std::fs::read_to_string(run_dir.join("results/results.csv")).unwrap();
     let measured: Vec<&str> = csv.lines().filter(|l| l.contains(",measured,")).collect();
     assert_eq!(measured.len(), 20, "{csv}");
@@ -100,43 +86,13 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
     );
 
     // The same request again is answered from the finished run.
-    let again = simctl()
-        .args([
-            "run",
-            "--workload",
-            "aes-go",
-            "--platform",
-            "qemu",
-            "--invocations",
-            "20",
-            "--warmup",
-            "5",
-            "--out",
-        ])
-        .arg(&run_dir)
-        .output()
-        .unwrap();
+    let again = qemu_run(&run_dir, &["--invocations", "20", "--warmup", "5"]);
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("reusing the finished identical run"));
 
     // A run cut short by its deadline ends failed, keeps its logs, and leaves no QEMU behind.
     let short = temp.path().join("short");
-    let output = simctl()
-        .args([
-            "run",
-            "--workload",
-            "aes-go",
-            "--platform",
-            "qemu",
-            "--invocations",
-            "20000",
-            "--timeout",
-            "4s",
-            "--out",
-        ])
-        .arg(&short)
-        .output()
-        .unwrap();
+    let output = qemu_run(&short, &["--invocations", "20000", "--timeout", "4s"]);
     assert!(!output.status.success());
     let status: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(short.join("status.json")).unwrap()).unwrap();

@@ -2,31 +2,16 @@
 //! machine code, and the client drives a real function (aes-go, built by simctl) in every load
 //! pattern over loopback. Needs Go for the function (CI installs it; otherwise skipped).
 
+mod common;
+
+use common::simctl_path;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn simctl(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_simctl"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "simctl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string()
-}
-
 fn guest_dir() -> PathBuf {
-    PathBuf::from(simctl(&["build-guest"]))
+    PathBuf::from(simctl_path(&["build-guest"]))
 }
 
 #[test]
@@ -103,7 +88,7 @@ fn start_aes(port: u16) -> Option<Server> {
         println!("skipped: go not found");
         return None;
     }
-    let root = PathBuf::from(simctl(&["build-workload", "aes-go"]));
+    let root = PathBuf::from(simctl_path(&["build-workload", "aes-go"]));
     let server = root.join("opt/simctl/workloads/aes-go/server");
     let child = Command::new(server)
         .arg(format!("-addr=127.0.0.1:{port}"))

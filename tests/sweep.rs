@@ -2,7 +2,9 @@
 //! SIMCTL_TEST_E2E=1 (it boots QEMU) and, for Slurm, a controller that answers `sinfo`
 //! (CI starts one with scripts/slurm-single-node).
 
-use std::path::Path;
+mod common;
+
+use common::{run_state, simctl};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -18,24 +20,16 @@ fn sweep_file() -> String {
     format!("{}/sweeps/qemu-smoke.toml", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn state(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("status.json")).ok()?;
-    let status: serde_json::Value = serde_json::from_str(&text).ok()?;
-    status["state"].as_str().map(str::to_string)
-}
-
 #[test]
 fn local_sweep_runs_every_point() {
     if !e2e() {
         return;
     }
     let temp = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_simctl"))
-        .args(["sweep", &sweep_file(), "--jobs", "2", "--out"])
-        .arg(temp.path())
-        .env_remove("SIMCTL_GEM5")
-        .output()
-        .unwrap();
+    let output = simctl(
+        &["sweep", &sweep_file(), "--jobs", "2", "--out"],
+        &[temp.path()],
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -43,7 +37,7 @@ fn local_sweep_runs_every_point() {
     );
     for point in ["workload-aes-go", "workload-fibonacci-go"] {
         assert_eq!(
-            state(&temp.path().join(point)).as_deref(),
+            run_state(&temp.path().join(point)).as_deref(),
             Some("ok"),
             "{point}"
         );
@@ -68,12 +62,10 @@ fn slurm_sweep_runs_as_an_array_job() {
         return;
     }
     let temp = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_simctl"))
-        .args(["sweep", &sweep_file(), "--slurm", "--out"])
-        .arg(temp.path())
-        .env_remove("SIMCTL_GEM5")
-        .output()
-        .unwrap();
+    let output = simctl(
+        &["sweep", &sweep_file(), "--slurm", "--out"],
+        &[temp.path()],
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -84,12 +76,12 @@ fn slurm_sweep_runs_as_an_array_job() {
     let points = ["workload-aes-go", "workload-fibonacci-go"];
     while points
         .iter()
-        .any(|p| state(&temp.path().join(p)).as_deref() != Some("ok"))
+        .any(|p| run_state(&temp.path().join(p)).as_deref() != Some("ok"))
     {
         assert!(
             Instant::now() < deadline,
             "the Slurm tasks did not finish: {:?}",
-            points.map(|p| state(&temp.path().join(p)))
+            points.map(|p| run_state(&temp.path().join(p)))
         );
         std::thread::sleep(Duration::from_secs(2));
     }

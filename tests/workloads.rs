@@ -2,6 +2,9 @@
 //! call correctly when driven by the real `simctl-client`. Needs Go (and Debian's Python gRPC
 //! for aes-python); CI installs both.
 
+mod common;
+
+use common::simctl_path;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -9,24 +12,6 @@ use std::time::{Duration, Instant};
 
 use simctl::project::Project;
 use simctl::workloads::Workload;
-
-fn simctl(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_simctl"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "simctl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string()
-}
 
 struct Server(Child);
 
@@ -70,10 +55,10 @@ fn every_workload_answers_correctly_on_loopback() {
     for (name, _, _) in CASES {
         assert!(listed.iter().any(|w| w == name), "{name} not in {listed:?}");
     }
-    let client = PathBuf::from(simctl(&["build-guest"])).join("simctl-client");
+    let client = PathBuf::from(simctl_path(&["build-guest"])).join("simctl-client");
     for (name, request, expected) in CASES {
         let workload = Workload::load(&project, name).unwrap();
-        let root = PathBuf::from(simctl(&["build-workload", name]));
+        let root = PathBuf::from(simctl_path(&["build-workload", name]));
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

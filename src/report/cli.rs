@@ -8,7 +8,8 @@ use comfy_table::{Table, presets::ASCII_MARKDOWN, presets::UTF8_FULL_CONDENSED};
 
 use super::metrics::{CoreMetrics, core_metrics, format_value, has_core};
 use crate::fsutil::write_atomic;
-use crate::stats::{Dump, read_dumps};
+use crate::stats::Dump;
+use crate::stats::parse::open;
 
 /// Cores probed when `--cpu` is not given.
 const MAX_CPUS: usize = 256;
@@ -99,7 +100,9 @@ pub fn rows_for(path: &Path, cpu: Option<usize>) -> Result<Vec<Row>> {
     let file = stats_file(path)?;
     let run = path.display().to_string();
     let mut rows = Vec::new();
-    for dump in read_dumps(&file)? {
+    // Streamed: a file with thousands of dumps never sits in memory whole.
+    for dump in open(&file)? {
+        let dump = dump?;
         let cpus: Vec<usize> = match cpu {
             Some(cpu) => vec![cpu],
             None => cores_in(&dump),
@@ -243,6 +246,14 @@ fn plot_svg(rows: &[Row], metric: &str) -> Result<String> {
                 .map_err(|e| plot_error(&e))?
                 .label(label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            // Markers keep a run with a single dump visible.
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&point| Circle::new(point, 3, color.filled())),
+                )
+                .map_err(|e| plot_error(&e))?;
         }
         chart
             .configure_series_labels()

@@ -38,18 +38,34 @@ const BRANCH_MISPREDICTS: &[&str] = &[
     "branchPred.condIncorrect",
     "exec_context.thread_0.numBranchMispred",
 ];
-const MISSES: &[&str] = &["overallMisses::total", "overall_misses::total"];
-const ACCESSES: &[&str] = &["overallAccesses::total", "overall_accesses::total"];
+/// Classic caches (new, old spelling), then Ruby cache memories (demand requests).
+const MISSES: &[&str] = &[
+    "overallMisses::total",
+    "overall_misses::total",
+    "m_demand_misses",
+];
+const ACCESSES: &[&str] = &[
+    "overallAccesses::total",
+    "overall_accesses::total",
+    "m_demand_accesses",
+];
+/// Ruby (MESI_Two_Level) places its caches in controllers: stdlib `ruby_system.l1_controllers1`,
+/// classic configs `ruby.l1_cntrl1`.
+const RUBY: &str = "board.cache_hierarchy.ruby_system";
 /// Cache locations; `{core}` is the core prefix found above.
 const L1I: &[&str] = &[
     "{core}.icache",
     "board.cache_hierarchy.l1icaches{n}",
     "board.cache_hierarchy.l1i-cache-{n}",
+    "{ruby}.l1_controllers{n}.L1Icache",
+    "system.ruby.l1_cntrl{n}.L1Icache",
 ];
 const L1D: &[&str] = &[
     "{core}.dcache",
     "board.cache_hierarchy.l1dcaches{n}",
     "board.cache_hierarchy.l1d-cache-{n}",
+    "{ruby}.l1_controllers{n}.L1Dcache",
+    "system.ruby.l1_cntrl{n}.L1Dcache",
 ];
 const LLC: &[&str] = &[
     "{core}.l2cache",
@@ -59,6 +75,8 @@ const LLC: &[&str] = &[
     "system.l3",
     "system.l2cache",
     "system.l2",
+    "{ruby}.l2_controllers.L2cache",
+    "system.ruby.l2_cntrl0.L2cache",
 ];
 const SIM_SECONDS: &[&str] = &["simSeconds", "sim_seconds"];
 const HOST_SECONDS: &[&str] = &["hostSeconds", "host_seconds"];
@@ -102,7 +120,7 @@ pub const INPUTS: &[&str] = &[
 
 /// Expands `{n}` and `{core}`; core 0 also tries the index-less single-core spelling.
 fn expand(pattern: &str, core: &str, cpu: usize) -> Vec<String> {
-    let pattern = pattern.replace("{core}", core);
+    let pattern = pattern.replace("{core}", core).replace("{ruby}", RUBY);
     let mut names = vec![pattern.replace("{n}", &cpu.to_string())];
     if cpu == 0 && pattern.contains("{n}") {
         names.push(pattern.replace("{n}", ""));
