@@ -7,6 +7,7 @@ use std::path::Path;
 mod common;
 
 use common::{run_state, simctl};
+use std::process::Command;
 
 fn enabled() -> bool {
     if std::env::var("SIMCTL_TEST_E2E").as_deref() != Ok("1") {
@@ -106,5 +107,96 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
         qemu_processes_for(&short),
         0,
         "a QEMU process outlived its run"
+    );
+
+    // A function that never answers in time: the console goes silent while the client waits,
+    // the watchdog stops the run, which ends failed with its logs and no QEMU left behind.
+    let silent = temp.path().join("silent");
+    let output = simctl(
+        &[
+            "run",
+            "--workload",
+            "spin",
+            "--platform",
+            "qemu",
+            "--invocations",
+            "1",
+            "--warmup",
+            "0",
+        ],
+        &[],
+    );
+    assert!(
+        output.status.success(),
+        "a short spin run works: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = simctl(
+        &[
+            "run",
+            "--workload",
+            "spin",
+            "--platform",
+            "qemu",
+            "--invocations",
+            "1",
+            "--warmup",
+            "0",
+            "--request",
+            "600000000",
+            "--watchdog",
+            "6s",
+            "--out",
+        ],
+        &[&silent],
+    );
+    assert!(!output.status.success());
+    let status = std::fs::read_to_string(silent.join("status.json")).unwrap();
+    assert!(status.contains("watchdog"), "{status}");
+    assert!(
+        std::fs::read_to_string(silent.join("console.log"))
+            .unwrap()
+            .contains("SIMCTL-PROGRESS function-up")
+    );
+    assert_eq!(
+        qemu_processes_for(&silent),
+        0,
+        "a QEMU process outlived its run"
+    );
+
+    // The image is a plain partitioned raw disk: inspect it without mounting.
+    let run_toml = std::fs::read_to_string(run_dir.join("run.toml")).unwrap();
+    let image = run_toml
+        .lines()
+        .find_map(|l| l.strip_prefix("image = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let partition = format!("{image}?offset=1048576");
+    let Ok(debugfs) = Command::new("debugfs")
+        .args(["-R", "stat /sbin/simctl-init", &partition])
+        .output()
+    else {
+        println!("skipped: debugfs not found");
+        return;
+    };
+    let text = String::from_utf8_lossy(&debugfs.stdout);
+    assert!(
+        text.contains("Mode:  0755"),
+        "simctl-init must be executable: {text}"
+    );
+    let listing = Command::new("debugfs")
+        .args(["-R", "ls -l /opt/simctl/workloads/aes-go", &partition])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listing.stdout).contains("server"));
+    let fsck = Command::new("e2fsck")
+        .args(["-fn", &partition])
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "e2fsck: {}",
+        String::from_utf8_lossy(&fsck.stdout)
     );
 }
