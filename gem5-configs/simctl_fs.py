@@ -25,9 +25,6 @@ from gem5.components.cachehierarchies.classic.private_l1_shared_l2_cache_hierarc
 from gem5.components.memory.single_channel import SingleChannelDDR3_1600
 from gem5.components.processors.cpu_types import CPUTypes
 from gem5.components.processors.simple_processor import SimpleProcessor
-from gem5.components.processors.simple_switchable_processor import (
-    SimpleSwitchableProcessor,
-)
 from gem5.isas import ISA
 from gem5.resources.resource import DiskImageResource, KernelResource
 from gem5.simulate.exit_event import ExitEvent
@@ -120,7 +117,6 @@ def parse_args():
     parser.add_argument(
         "--cpu", choices=["atomic", "timing", "minor", "o3"], default="atomic"
     )
-    parser.add_argument("--atomic-warm", type=int, default=0)
     parser.add_argument("--invocations", type=int, default=0)
     return parser.parse_args()
 
@@ -143,13 +139,6 @@ def main():
         processor = SimpleProcessor(
             cpu_type=CPU_TYPES[args.fast_cpu], isa=ISA.X86, num_cores=num_cores
         )
-    elif args.phase == "measure" and args.atomic_warm > 0:
-        processor = SimpleSwitchableProcessor(
-            starting_core_type=CPUTypes.ATOMIC,
-            switch_core_type=CPU_TYPES[args.cpu],
-            isa=ISA.X86,
-            num_cores=num_cores,
-        )
     else:
         processor = SimpleProcessor(
             cpu_type=CPU_TYPES[args.cpu], isa=ISA.X86, num_cores=num_cores
@@ -167,7 +156,7 @@ def main():
             if saved != system:
                 fail(
                     f"checkpoint {args.restore} was taken with system {saved}, "
-                    f"not {system}; only the CPU model and --atomic-warm may differ",
+                    f"not {system}; only the CPU model may differ",
                     2,
                 )
 
@@ -201,30 +190,18 @@ def main():
         say(f"checkpoint saved {args.checkpoint_dir}")
         yield True
 
-    measured = {"begun": 0, "ended": 0, "warm": 0}
-
-    def warming():
-        return args.phase == "measure" and measured["warm"] < args.atomic_warm
+    measured = {"begun": 0, "ended": 0}
 
     def on_workbegin():
         while True:
-            if not warming():
-                m5.stats.reset()
-                measured["begun"] += 1
+            m5.stats.reset()
+            measured["begun"] += 1
             record("workbegin")
             say(f"workbegin tick={m5.curTick()}")
             yield False
 
     def on_workend():
         while True:
-            if warming():
-                measured["warm"] += 1
-                record("warm-workend")
-                if measured["warm"] == args.atomic_warm:
-                    processor.switch()
-                    say(f"switched to {args.cpu} after {args.atomic_warm} warm invocations")
-                yield False
-                continue
             m5.stats.dump()
             measured["ended"] += 1
             record("workend")

@@ -50,7 +50,6 @@ const RUN_OPTIONS: &[&str] = &[
     "set",
     "invocations",
     "warmup",
-    "atomic_warm",
     "pattern",
     "rps",
     "arrival",

@@ -3,7 +3,7 @@
 //! * setup: boot on the fast CPU (KVM when it really works, atomic otherwise), start the
 //!   function, run the warm-up invocations, and save a checkpoint when the client marks the end
 //!   of warm-up. The checkpoint is an artifact: cached under a key of everything that shaped it,
-//!   so runs that differ only in the measured phase (CPU model, atomic warming) reuse it.
+//!   so runs that differ only in the measured phase (the CPU model) reuse it.
 //! * measure: restore it on the detailed CPU; gem5 resets stats at each measured invocation's
 //!   workbegin and dumps them at its workend, so `stats.txt` has one dump per invocation.
 
@@ -50,7 +50,6 @@ pub enum Phase {
     Measure {
         restore: PathBuf,
         cpu: CpuModel,
-        atomic_warm: u64,
         invocations: u64,
     },
 }
@@ -104,13 +103,11 @@ impl Gem5Invocation {
             Phase::Measure {
                 restore,
                 cpu,
-                atomic_warm,
                 invocations,
             } => {
                 push("--phase", "measure".into());
                 push("--restore", restore.clone().into_os_string());
                 push("--cpu", cpu.name().into());
-                push("--atomic-warm", atomic_warm.to_string().into());
                 push("--invocations", invocations.to_string().into());
             }
         }
@@ -183,16 +180,13 @@ mod tests {
             invocation(Phase::Measure {
                 restore: "/c/cpt".into(),
                 cpu: CpuModel::O3,
-                atomic_warm: 2,
                 invocations: 10,
             })
             .args(),
         );
         let joined = args.join(" ");
         assert!(
-            joined.ends_with(
-                "--phase measure --restore /c/cpt --cpu o3 --atomic-warm 2 --invocations 10"
-            ),
+            joined.ends_with("--phase measure --restore /c/cpt --cpu o3 --invocations 10"),
             "{joined}"
         );
     }

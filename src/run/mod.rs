@@ -48,9 +48,6 @@ pub struct RunArgs {
     /// Warm-up invocations before the measured ones (checkpoint taken after them on gem5).
     #[arg(long, default_value_t = 5)]
     pub warmup: u64,
-    /// Invocations run on gem5's atomic CPU after the checkpoint to warm caches, before measuring.
-    #[arg(long, default_value_t = 0)]
-    pub atomic_warm: u64,
     /// Load pattern of the client.
     #[arg(long, value_enum, default_value_t = Pattern::Closed)]
     pub pattern: Pattern,

@@ -42,7 +42,6 @@ struct RunRecord {
     overrides: Vec<String>,
     invocations: u64,
     warmup: u64,
-    atomic_warm: u64,
     pattern: String,
     kernel: String,
     kernel_version: String,
@@ -135,10 +134,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         _ => None,
     };
     if let Some(setup) = &gem5_setup {
-        key = key
-            .key("gem5", &setup.key)
-            .text("cpu", args.cpu.name())
-            .text("atomic_warm", &args.atomic_warm.to_string());
+        key = key.key("gem5", &setup.key).text("cpu", args.cpu.name());
     }
     let dir_path = args.out.clone().unwrap_or_else(|| {
         project.runs_dir().join(format!(
@@ -172,7 +168,6 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         overrides: args.overrides.clone(),
         invocations: args.invocations,
         warmup: args.warmup,
-        atomic_warm: args.atomic_warm,
         pattern: format!("{:?}", args.pattern).to_lowercase(),
         kernel: kernel.vmlinux.display().to_string(),
         kernel_version: kernel.version.clone(),
@@ -519,7 +514,6 @@ fn run_gem5(
     let phase = Phase::Measure {
         restore: checkpoint.path.join("cpt"),
         cpu: args.cpu,
-        atomic_warm: args.atomic_warm,
         invocations: args.invocations,
     };
     let readfile = dir.plan();
