@@ -25,17 +25,22 @@ fn qemu_run(out: &Path, extra: &[&str]) -> std::process::Output {
     simctl(&args, &[out])
 }
 
-fn qemu_processes_for(dir: &Path) -> usize {
+fn qemu_pids_for(dir: &Path) -> Vec<i32> {
     let needle = dir.to_string_lossy().to_string();
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-        .filter(|cmdline| {
-            let text = String::from_utf8_lossy(cmdline);
-            text.contains("qemu-system") && text.contains(&needle)
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline);
+            (text.contains("qemu-system") && text.contains(&needle)).then_some(pid)
         })
-        .count()
+        .collect()
+}
+
+fn qemu_processes_for(dir: &Path) -> usize {
+    qemu_pids_for(dir).len()
 }
 
 #[test]
@@ -199,4 +204,45 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
         "e2fsck: {}",
         String::from_utf8_lossy(&fsck.stdout)
     );
+
+    // QEMU killed under the run: the run ends failed and says so.
+    let killed = temp.path().join("killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simctl"))
+        .args([
+            "run",
+            "--workload",
+            "aes-go",
+            "--platform",
+            "qemu",
+            "--invocations",
+            "100000",
+            "--out",
+        ])
+        .arg(&killed)
+        .env_remove("SIMCTL_GEM5")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let pid = loop {
+        if let Some(pid) = qemu_pids_for(&killed).first() {
+            break *pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "QEMU never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(!child.wait().unwrap().success());
+    assert_eq!(run_state(&killed).as_deref(), Some("failed"));
+    let status = std::fs::read_to_string(killed.join("status.json")).unwrap();
+    assert!(status.contains("killed by a signal"), "{status}");
+    assert!(killed.join("console.log").is_file());
 }
