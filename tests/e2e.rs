@@ -17,9 +17,9 @@ fn enabled() -> bool {
     true
 }
 
-/// `simctl run` of aes-go on QEMU with `extra` options into `out`.
-fn qemu_run(out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["run", "--workload", "aes-go", "--platform", "qemu"];
+/// `simctl run` of a workload on QEMU with `extra` options into `out`.
+fn qemu_run(workload: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["run", "--workload", workload, "--platform", "qemu"];
     args.extend_from_slice(extra);
     args.push("--out");
     simctl(&args, &[out])
@@ -50,7 +50,11 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
     }
     let temp = tempfile::tempdir().unwrap();
     let run_dir = temp.path().join("aes");
-    let output = qemu_run(&run_dir, &["--invocations", "20", "--warmup", "5"]);
+    let output = qemu_run(
+        "aes-go",
+        &run_dir,
+        &["--invocations", "20", "--warmup", "5"],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "simctl run failed:\n{stderr}");
     assert!(
@@ -92,13 +96,21 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
     );
 
     // The same request again is answered from the finished run.
-    let again = qemu_run(&run_dir, &["--invocations", "20", "--warmup", "5"]);
+    let again = qemu_run(
+        "aes-go",
+        &run_dir,
+        &["--invocations", "20", "--warmup", "5"],
+    );
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("reusing the finished identical run"));
 
     // A run cut short by its deadline ends failed, keeps its logs, and leaves no QEMU behind.
     let short = temp.path().join("short");
-    let output = qemu_run(&short, &["--invocations", "20000", "--timeout", "4s"]);
+    let output = qemu_run(
+        "aes-go",
+        &short,
+        &["--invocations", "20000", "--timeout", "4s"],
+    );
     assert!(!output.status.success());
     let status: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(short.join("status.json")).unwrap()).unwrap();
@@ -117,32 +129,20 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
     // A function that never answers in time: the console goes silent while the client waits,
     // the watchdog stops the run, which ends failed with its logs and no QEMU left behind.
     let silent = temp.path().join("silent");
-    let output = simctl(
-        &[
-            "run",
-            "--workload",
-            "spin",
-            "--platform",
-            "qemu",
-            "--invocations",
-            "1",
-            "--warmup",
-            "0",
-        ],
-        &[],
+    let output = qemu_run(
+        "spin",
+        &temp.path().join("spin"),
+        &["--invocations", "1", "--warmup", "0"],
     );
     assert!(
         output.status.success(),
         "a short spin run works: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let output = simctl(
+    let output = qemu_run(
+        "spin",
+        &silent,
         &[
-            "run",
-            "--workload",
-            "spin",
-            "--platform",
-            "qemu",
             "--invocations",
             "1",
             "--warmup",
@@ -151,9 +151,7 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
             "600000000",
             "--watchdog",
             "6s",
-            "--out",
         ],
-        &[&silent],
     );
     assert!(!output.status.success());
     let status = std::fs::read_to_string(silent.join("status.json")).unwrap();
