@@ -1,22 +1,13 @@
 //! `simctl report` and `report::core_metrics`: metrics resolved across gem5 versions, CPU models
 //! and cache hierarchies, checked against the hand-read values in shared/fixtures/stats/MANIFEST.md.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use assert_cmd::Command;
+use common::fixtures;
 use predicates::prelude::*;
 use simctl::report::core_metrics;
 use simctl::stats::read_dumps;
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/stats");
-    if dir.join("MANIFEST.md").is_file() {
-        Some(dir)
-    } else {
-        println!("skipped: shared fixtures not found");
-        None
-    }
-}
 
 /// Expected metrics of one (file, dump, cpu). NaN = "must be empty" (no source stat).
 struct Expected {

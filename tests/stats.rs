@@ -2,21 +2,13 @@
 //! (shared/fixtures/stats/MANIFEST.md), synthetic edge cases, and the CLI's errors.
 
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+
+mod common;
 
 use assert_cmd::Command;
+use common::fixtures;
 use predicates::prelude::*;
 use simctl::stats::{Dump, DumpReader, read_dumps};
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/stats");
-    if dir.join("MANIFEST.md").is_file() {
-        Some(dir)
-    } else {
-        println!("skipped: shared fixtures not found");
-        None
-    }
-}
 
 /// (file, dumps in the file)
 const FILES: &[(&str, usize)] = &[

@@ -2,7 +2,7 @@
 //! directories.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs simctl with `args` plus `extra` (paths and the like), without any configured gem5.
@@ -36,4 +36,15 @@ pub fn run_state(dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(dir.join("status.json")).ok()?;
     let status: serde_json::Value = serde_json::from_str(&text).ok()?;
     status["state"].as_str().map(str::to_string)
+}
+
+/// The shared stats fixtures beside the repo, or None (after saying the test is skipped).
+pub fn fixtures() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/stats");
+    if dir.join("MANIFEST.md").is_file() {
+        Some(dir)
+    } else {
+        println!("skipped: shared fixtures not found");
+        None
+    }
 }
