@@ -320,6 +320,9 @@ pub fn run(args: ReportArgs) -> Result<()> {
     }
     let mut rows = Vec::new();
     for path in &args.paths {
+        if crate::run::report::regenerate(path)? {
+            eprintln!("rewrote {}", path.join("report.md").display());
+        }
         let these = rows_for(path, args.cpu)?;
         if args.explain
             && let Some(first) = these.first()

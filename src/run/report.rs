@@ -71,7 +71,7 @@ pub fn write_run_report(dir: &RunDir, invocations: u64, phases: &[PhaseTime]) ->
     writeln!(text, "| {} |", header.join(" | "))?;
     writeln!(text, "|{}", "---|".repeat(header.len()))?;
     let mut latencies = Vec::new();
-    let mut ipc1 = Vec::new();
+    let mut per_core: std::collections::BTreeMap<(usize, &str), Vec<f64>> = Default::default();
     for (position, record) in measured.iter().enumerate() {
         latencies.push(record.latency_ns as f64 / 1000.0);
         let mut cells = vec![
@@ -82,21 +82,15 @@ pub fn write_run_report(dir: &RunDir, invocations: u64, phases: &[PhaseTime]) ->
         for cpu in [1, 0] {
             let metrics = dumps.get(position).map(|dump| core_metrics(dump, cpu));
             let values = metrics.map(|m| m.columns()).unwrap_or_default();
-            if cpu == 1
-                && let Some(ipc) = values
-                    .iter()
-                    .find(|(n, _)| *n == "ipc")
-                    .and_then(|(_, v)| *v)
-            {
-                ipc1.push(ipc);
-            }
             for column in columns {
-                cells.push(format_value(
-                    values
-                        .iter()
-                        .find(|(n, _)| *n == column)
-                        .and_then(|(_, v)| *v),
-                ));
+                let value = values
+                    .iter()
+                    .find(|(n, _)| *n == column)
+                    .and_then(|(_, v)| *v);
+                if let Some(value) = value.filter(|v| v.is_finite()) {
+                    per_core.entry((cpu, column)).or_default().push(value);
+                }
+                cells.push(format_value(value));
             }
         }
         writeln!(text, "| {} |", cells.join(" | "))?;
@@ -107,15 +101,48 @@ pub fn write_run_report(dir: &RunDir, invocations: u64, phases: &[PhaseTime]) ->
             "\nlatency (us): mean {mean:.1}, median {median:.1}, p99 {p99:.1}"
         )?;
     }
-    if let Some((mean, median, p99)) = summary(&mut ipc1) {
+    if !per_core.is_empty() {
         writeln!(
             text,
-            "core 1 IPC: mean {mean:.3}, median {median:.3}, p99 {p99:.3}"
+            "\n| core | metric | mean | median | p99 |\n|---|---|---|---|---|"
         )?;
+        for cpu in [1, 0] {
+            for column in columns {
+                if let Some((mean, median, p99)) =
+                    per_core.get_mut(&(cpu, column)).and_then(|v| summary(v))
+                {
+                    writeln!(
+                        text,
+                        "| {cpu} | {column} | {mean:.4} | {median:.4} | {p99:.4} |"
+                    )?;
+                }
+            }
+        }
     }
     write_atomic(&dir.report_md(), text.as_bytes())?;
     eprint!("{text}");
     Ok(())
+}
+
+/// Rewrites report.md of a run directory from what it holds (`simctl report RUN_DIR`).
+/// Returns false when `dir` is not a simctl run directory.
+pub fn regenerate(dir: &std::path::Path) -> Result<bool> {
+    let run = RunDir::open(dir);
+    let Ok(text) = std::fs::read_to_string(run.run_toml()) else {
+        return Ok(false);
+    };
+    let record: toml::Value = toml::from_str(&text)
+        .with_context(|| format!("{} is not valid TOML", run.run_toml().display()))?;
+    let invocations = record
+        .get("invocations")
+        .and_then(toml::Value::as_integer)
+        .unwrap_or(0) as u64;
+    let phases = run
+        .status()?
+        .map(|status| status.phases)
+        .unwrap_or_default();
+    write_run_report(&run, invocations, &phases)?;
+    Ok(true)
 }
 
 #[cfg(test)]
