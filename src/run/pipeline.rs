@@ -231,6 +231,23 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     Ok(RunOutcome { dir, reused: false })
 }
 
+/// Says how long the boot took (guest clock and host wall) and records it as a phase.
+fn report_boot(
+    tracker: &mut StatusTracker,
+    console: &ConsoleState,
+    wall: Option<Duration>,
+    clock: &str,
+) -> Result<()> {
+    if let (Some(uptime), Some(wall)) = (console.booted_uptime_s, wall) {
+        eprintln!(
+            "boot: guest agent up after {uptime:.2} {clock} seconds, {:.1} s host wall",
+            wall.as_secs_f64()
+        );
+        tracker.phase_done("boot", wall)?;
+    }
+    Ok(())
+}
+
 fn write_run_record(dir: &RunDir, record: &RunRecord) -> Result<()> {
     let text = toml::to_string_pretty(record).context("cannot serialise run.toml")?;
     write_atomic(&dir.run_toml(), text.as_bytes())
@@ -318,10 +335,8 @@ fn run_qemu(
         &bar,
     )?;
     bar.finish_and_clear();
+    report_boot(tracker, &outcome.console, outcome.boot_wall, "guest")?;
     tracker.phase_done("qemu", started.elapsed())?;
-    if let Some(uptime) = outcome.console.booted_uptime_s {
-        eprintln!("guest booted in {uptime:.2} s of guest time");
-    }
     // Results first: even a failed run keeps whatever the guest handed back.
     if let Ok(Some(tar)) = simctl_guest::transfer::read_output(&transfer) {
         simctl_guest::transfer::unpack(&tar, &dir.results_dir())
@@ -446,6 +461,7 @@ fn run_gem5(
         .text("fast_cpu", setup.fast_cpu.name());
     let started = Instant::now();
     let mut console = ConsoleState::default();
+    let mut boot_wall = None;
     let checkpoint = project
         .store()
         .get_or_build("checkpoints", &checkpoint_key, |staging| {
@@ -475,6 +491,7 @@ fn run_gem5(
             )?;
             bar.finish_and_clear();
             console = outcome.console;
+            boot_wall = outcome.boot_wall;
             outcome.ended.check()?;
             if !staging.join("cpt").is_dir() {
                 bail!(
@@ -501,10 +518,8 @@ fn run_gem5(
     if checkpoint.reused {
         eprintln!("checkpoint: reusing {}", checkpoint.path.display());
     } else {
+        report_boot(tracker, &console, boot_wall, "simulated")?;
         tracker.phase_done("gem5-setup", started.elapsed())?;
-        if let Some(uptime) = console.booted_uptime_s {
-            eprintln!("guest booted after {uptime:.2} simulated seconds");
-        }
     }
     record.checkpoint = Some(checkpoint.path.display().to_string());
     write_run_record(dir, record)?;

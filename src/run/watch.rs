@@ -25,6 +25,8 @@ pub struct PhaseOutcome {
     pub ended: Ended,
     pub console: ConsoleState,
     pub wall: Duration,
+    /// Host time from the start of the phase until the guest agent said it was up.
+    pub boot_wall: Option<Duration>,
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal) showing the guest's phase.
@@ -51,6 +53,7 @@ pub fn follow(
     let mut tail = LogTail::new();
     let mut dog = Watchdog::new(limits.watchdog);
     let console: PathBuf = console.to_path_buf();
+    let mut boot_wall = None;
     let ended = child.wait(Some(started + limits.deadline), |_| {
         let lines = tail.new_lines(&console)?;
         if !lines.is_empty() {
@@ -59,6 +62,9 @@ pub fn follow(
         for line in &lines {
             if let Some(event) = parse_line(line) {
                 state.apply(&event);
+                if matches!(event, ConsoleEvent::Booted { .. }) && boot_wall.is_none() {
+                    boot_wall = Some(started.elapsed());
+                }
                 if let ConsoleEvent::KernelPanic(message) = &event {
                     return Ok(Watch::Stop(format!("guest kernel panic: {message}")));
                 }
@@ -80,5 +86,6 @@ pub fn follow(
         ended,
         console: state,
         wall: started.elapsed(),
+        boot_wall,
     })
 }
