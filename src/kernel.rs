@@ -26,7 +26,7 @@ const OBJECT_ESTIMATE: u64 = 700;
     after_help = "Examples:\n  simctl build-kernel\n  simctl build-kernel --source ~/linux --config kernel-configs/gem5-x86_64.config --jobs 8"
 )]
 pub struct BuildKernelArgs {
-    /// `debian` (the linux-source-6.1 package) or a kernel source tree.
+    /// `debian` (the linux-source-6.1 package), a kernel tarball, or a kernel source tree.
     #[arg(long, default_value = "debian")]
     pub source: String,
     /// Config fragment(s) merged onto the base config (repeatable).
@@ -52,7 +52,28 @@ pub struct KernelRequest {
 #[derive(Debug, Clone)]
 pub enum KernelSource {
     Debian,
+    /// A kernel source tree (e.g. a git checkout).
     Tree(PathBuf),
+    /// A release tarball (`linux-6.x.tar.xz` and the like).
+    Tarball(PathBuf),
+}
+
+impl KernelSource {
+    /// `debian`, a tarball (`.tar`, `.tar.xz`, `.tar.gz`, ...) or a tree.
+    pub fn parse(text: &str) -> KernelSource {
+        let path = PathBuf::from(text);
+        if text == "debian" {
+            KernelSource::Debian
+        } else if path.is_file()
+            && path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(".tar"))
+        {
+            KernelSource::Tarball(path)
+        } else {
+            KernelSource::Tree(path)
+        }
+    }
 }
 
 impl KernelRequest {
@@ -111,7 +132,7 @@ pub fn missing_options(required: &[String], config: &BTreeMap<String, String>) -
         .collect()
 }
 
-fn source_tree(project: &Project, source: &KernelSource) -> Result<(PathBuf, String)> {
+fn source_tree(store: &crate::cache::Store, source: &KernelSource) -> Result<(PathBuf, String)> {
     match source {
         KernelSource::Tree(path) => {
             if !path.join("Makefile").is_file() || !path.join("arch/x86").is_dir() {
@@ -120,7 +141,51 @@ fn source_tree(project: &Project, source: &KernelSource) -> Result<(PathBuf, Str
                     path.display()
                 );
             }
-            Ok((path.clone(), format!("tree {}", path.display())))
+            // A git tree is identified by its commit and uncommitted changes, so an edited tree
+            // at the same path does not reuse a stale kernel.
+            let head = Command::new("git")
+                .arg("-C")
+                .arg(path)
+                .args(["rev-parse", "HEAD"])
+                .read_stdout()
+                .unwrap_or_default();
+            let dirty = Command::new("git")
+                .arg("-C")
+                .arg(path)
+                .args(["status", "--porcelain"])
+                .read_stdout()
+                .unwrap_or_default();
+            let identity = format!(
+                "tree {} {} {}",
+                path.display(),
+                head.trim(),
+                blake3::hash(dirty.as_bytes()).to_hex()
+            );
+            Ok((path.clone(), identity))
+        }
+        KernelSource::Tarball(tarball) => {
+            let key = CacheKey::new("kernel-src", RECIPE_VERSION).file("tarball", tarball)?;
+            let artifact = store.get_or_build("kernel-src", &key, |staging| {
+                Command::new("tar")
+                    .arg("xf")
+                    .arg(tarball)
+                    .arg("-C")
+                    .arg(staging)
+                    .run_logged(&staging.join("unpack.log"), None)
+                    .with_context(|| format!("cannot unpack {}", tarball.display()))?;
+                Ok(())
+            })?;
+            let tree = std::fs::read_dir(&artifact.path)?
+                .flatten()
+                .map(|entry| entry.path())
+                .find(|dir| dir.join("Makefile").is_file())
+                .with_context(|| {
+                    format!(
+                        "{} holds no kernel tree (no top-level dir with a Makefile)",
+                        tarball.display()
+                    )
+                })?;
+            Ok((tree, format!("tarball blake3:{}", key.hex())))
         }
         KernelSource::Debian => {
             let version = Command::new("apt-cache")
@@ -133,35 +198,33 @@ fn source_tree(project: &Project, source: &KernelSource) -> Result<(PathBuf, Str
             let key = CacheKey::new("kernel-src", RECIPE_VERSION)
                 .text("package", DEBIAN_PACKAGE)
                 .text("version", &version);
-            let artifact = project
-                .store()
-                .get_or_build("kernel-src", &key, |staging| {
-                    let log = staging.join("fetch.log");
-                    Command::new("apt-get")
-                        .args(["download", DEBIAN_PACKAGE])
-                        .dir(staging)
-                        .run_logged(&log, None)?;
-                    let deb = std::fs::read_dir(staging)?
-                        .flatten()
-                        .map(|e| e.path())
-                        .find(|p| p.extension().is_some_and(|e| e == "deb"))
-                        .context("apt-get download left no .deb")?;
-                    Command::new("dpkg-deb")
-                        .arg("-x")
-                        .arg(&deb)
-                        .arg(staging.join("pkg"))
-                        .run_logged(&log, None)?;
-                    let tarball = staging.join(format!("pkg/usr/src/{DEBIAN_PACKAGE}.tar.xz"));
-                    Command::new("tar")
-                        .arg("xf")
-                        .arg(&tarball)
-                        .arg("-C")
-                        .arg(staging)
-                        .run_logged(&log, None)?;
-                    std::fs::remove_dir_all(staging.join("pkg"))?;
-                    std::fs::remove_file(deb)?;
-                    Ok(())
-                })?;
+            let artifact = store.get_or_build("kernel-src", &key, |staging| {
+                let log = staging.join("fetch.log");
+                Command::new("apt-get")
+                    .args(["download", DEBIAN_PACKAGE])
+                    .dir(staging)
+                    .run_logged(&log, None)?;
+                let deb = std::fs::read_dir(staging)?
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.extension().is_some_and(|e| e == "deb"))
+                    .context("apt-get download left no .deb")?;
+                Command::new("dpkg-deb")
+                    .arg("-x")
+                    .arg(&deb)
+                    .arg(staging.join("pkg"))
+                    .run_logged(&log, None)?;
+                let tarball = staging.join(format!("pkg/usr/src/{DEBIAN_PACKAGE}.tar.xz"));
+                Command::new("tar")
+                    .arg("xf")
+                    .arg(&tarball)
+                    .arg("-C")
+                    .arg(staging)
+                    .run_logged(&log, None)?;
+                std::fs::remove_dir_all(staging.join("pkg"))?;
+                std::fs::remove_file(deb)?;
+                Ok(())
+            })?;
             Ok((
                 artifact.path.join(DEBIAN_PACKAGE),
                 format!("{DEBIAN_PACKAGE} {version}"),
@@ -172,7 +235,7 @@ fn source_tree(project: &Project, source: &KernelSource) -> Result<(PathBuf, Str
 
 /// Builds (or reuses) the kernel.
 pub fn build_kernel(project: &Project, request: &KernelRequest) -> Result<KernelArtifact> {
-    let (tree, source_id) = source_tree(project, &request.source)?;
+    let (tree, source_id) = source_tree(&project.store(), &request.source)?;
     let mut key = CacheKey::new("kernel", RECIPE_VERSION)
         .text("source", &source_id)
         .text("base", &request.base);
@@ -256,9 +319,7 @@ pub fn build_kernel(project: &Project, request: &KernelRequest) -> Result<Kernel
 pub fn run_cli(args: BuildKernelArgs) -> Result<()> {
     let project = Project::locate()?;
     let mut request = KernelRequest::default_gem5(&project);
-    if args.source != "debian" {
-        request.source = KernelSource::Tree(PathBuf::from(&args.source));
-    }
+    request.source = KernelSource::parse(&args.source);
     if !args.configs.is_empty() {
         request.fragments = args.configs;
     }
@@ -327,9 +388,52 @@ mod tests {
     }
 
     #[test]
+    fn source_kinds_are_told_apart() {
+        assert!(matches!(
+            KernelSource::parse("debian"),
+            KernelSource::Debian
+        ));
+        assert!(matches!(
+            KernelSource::parse("/nonexistent/linux"),
+            KernelSource::Tree(_)
+        ));
+        let file = tempfile::Builder::new()
+            .suffix(".tar.xz")
+            .tempfile()
+            .unwrap();
+        assert!(matches!(
+            KernelSource::parse(file.path().to_str().unwrap()),
+            KernelSource::Tarball(_)
+        ));
+    }
+
+    #[test]
+    fn a_tarball_without_a_kernel_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let tarball = dir.path().join("empty.tar");
+        std::fs::create_dir(dir.path().join("stuff")).unwrap();
+        let status = std::process::Command::new("tar")
+            .arg("cf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(dir.path())
+            .arg("stuff")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let cache = tempfile::tempdir().unwrap();
+        let store = crate::cache::Store::new(cache.path());
+        let err = source_tree(&store, &KernelSource::Tarball(tarball)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("holds no kernel tree"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
     fn a_missing_tree_is_a_clear_error() {
-        let project = Project::at(env!("CARGO_MANIFEST_DIR"));
-        let err = source_tree(&project, &KernelSource::Tree("/nonexistent".into())).unwrap_err();
+        let store = crate::cache::Store::new(std::env::temp_dir());
+        let err = source_tree(&store, &KernelSource::Tree("/nonexistent".into())).unwrap_err();
         assert!(err.to_string().contains("not a Linux source tree"));
     }
 }
