@@ -86,3 +86,62 @@ fn aes_go_on_gem5_atomic_and_o3_one_dump_per_invocation() {
         simulated_stats(&again)
     );
 }
+
+/// gem5's own SE-mode script, found beside a gem5 build (`<gem5>/build/X86/gem5.opt`).
+fn se_script(gem5: &Path) -> Option<PathBuf> {
+    let script = gem5
+        .parent()?
+        .parent()?
+        .parent()?
+        .join("configs/deprecated/example/se.py");
+    script.is_file().then_some(script)
+}
+
+#[test]
+fn m5_ops_reach_gem5_in_se_mode() {
+    let Some(gem5) = gem5() else { return };
+    let Some(se) = se_script(&gem5) else {
+        println!(
+            "skipped: configs/deprecated/example/se.py not found beside {}",
+            gem5.display()
+        );
+        return;
+    };
+    let m5 = PathBuf::from(
+        String::from_utf8(
+            Command::new(env!("CARGO_BIN_EXE_simctl"))
+                .arg("build-guest")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim(),
+    )
+    .join("m5");
+    let temp = tempfile::tempdir().unwrap();
+    let se_run = |name: &str, options: &str| {
+        let outdir = temp.path().join(name);
+        let output = Command::new(&gem5)
+            .arg(format!("--outdir={}", outdir.display()))
+            .arg(&se)
+            .arg(format!("--cmd={}", m5.display()))
+            .arg(format!("--options={options}"))
+            .output()
+            .unwrap();
+        (String::from_utf8_lossy(&output.stdout).to_string(), outdir)
+    };
+    let (stdout, _) = se_run("sum", "--inst sum 1 2 3");
+    assert!(
+        stdout.lines().any(|line| line.trim() == "6"),
+        "gem5 returns the sum: {stdout}"
+    );
+    let (_, outdir) = se_run("dump", "--inst dumpstats");
+    let dumps = simctl::stats::read_dumps(&outdir.join("stats.txt")).unwrap();
+    assert_eq!(dumps.len(), 2, "one dump from m5 dumpstats, one at exit");
+    let (stdout, _) = se_run("exit", "--inst exit");
+    assert!(
+        stdout.contains("because m5_exit instruction encountered"),
+        "{stdout}"
+    );
+}
