@@ -204,6 +204,10 @@ impl Store {
         match build(staging.path()) {
             Ok(()) => {
                 std::fs::write(staging.path().join(KEY_FILE), key.describe())?;
+                // Staging dirs are created 0700; a finished artifact is for everyone who
+                // shares the cache (e.g. Slurm jobs of the same group).
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))?;
                 let staged = staging.keep();
                 if final_path.exists() {
                     // Left by a build that died before writing KEY_FILE: not an artifact.
