@@ -222,15 +222,7 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let pid = loop {
-        if let Some(pid) = qemu_pids_for(&killed).first() {
-            break *pid;
-        }
-        assert!(std::time::Instant::now() < deadline, "QEMU never started");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    let pid = wait_for_qemu(&killed);
     assert!(
         Command::new("kill")
             .args(["-9", &pid.to_string()])
@@ -243,4 +235,56 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
     let status = std::fs::read_to_string(killed.join("status.json")).unwrap();
     assert!(status.contains("killed by a signal"), "{status}");
     assert!(killed.join("console.log").is_file());
+
+    // Ctrl-C (SIGINT to simctl) stops QEMU too and marks the run failed as interrupted.
+    let interrupted = temp.path().join("interrupted");
+    let child = Command::new(env!("CARGO_BIN_EXE_simctl"))
+        .args([
+            "run",
+            "--workload",
+            "aes-go",
+            "--platform",
+            "qemu",
+            "--invocations",
+            "100000",
+            "--out",
+        ])
+        .arg(&interrupted)
+        .env_remove("SIMCTL_GEM5")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_qemu(&interrupted);
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    assert_eq!(run_state(&interrupted).as_deref(), Some("failed"));
+    let status = std::fs::read_to_string(interrupted.join("status.json")).unwrap();
+    assert!(status.contains("interrupted"), "{status}");
+    assert_eq!(
+        qemu_processes_for(&interrupted),
+        0,
+        "QEMU outlived an interrupted run"
+    );
+}
+
+/// Waits until a QEMU of the run in `dir` runs and has had two seconds to boot.
+fn wait_for_qemu(dir: &Path) -> i32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let pid = loop {
+        if let Some(pid) = qemu_pids_for(dir).first() {
+            break *pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "QEMU never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    pid
 }
