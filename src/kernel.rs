@@ -333,11 +333,6 @@ pub fn run_cli(args: BuildKernelArgs) -> Result<()> {
     Ok(())
 }
 
-/// The fragment shipped in the tree, for tests.
-pub fn default_fragment(project: &Project) -> PathBuf {
-    project.kernel_configs_dir().join("gem5-x86_64.config")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,7 +363,8 @@ mod tests {
     #[test]
     fn shipped_fragment_requires_what_gem5_needs() {
         let project = Project::at(env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(default_fragment(&project)).unwrap();
+        let text =
+            std::fs::read_to_string(&KernelRequest::default_gem5(&project).fragments[0]).unwrap();
         let required = required_options(&text);
         for option in [
             "CONFIG_ATA_PIIX",
