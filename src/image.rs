@@ -383,15 +383,28 @@ pub fn request_with(
     workloads: &[crate::workloads::Workload],
 ) -> Result<ImageRequest> {
     let guest = crate::guest::build_guest_binaries(project)?;
-    let staged = project.cache_dir().join("guest-overlay");
-    for dir in ["sbin", "usr/local/bin"] {
-        std::fs::create_dir_all(staged.join(dir))?;
-    }
+    // The overlay is an artifact like any other: keyed by the binaries' contents, so runs in
+    // parallel (sweeps) never copy into a directory another image build is reading.
+    let mut key = CacheKey::new("guest-overlay", 1);
     for name in crate::guest::BINARIES {
-        let target = staged.join("sbin").join(name);
-        std::fs::copy(guest.path(name), &target)?;
+        key = key.file(name, &guest.path(name))?;
     }
-    std::fs::copy(guest.path("m5"), staged.join("usr/local/bin/m5"))?;
+    let staged = project
+        .store()
+        .get_or_build("guest-overlay", &key, |staging| {
+            // Under root/: the artifact dir also holds simctl-key.txt, which is not for the image.
+            let staging = &staging.join("root");
+            for dir in ["sbin", "usr/local/bin"] {
+                std::fs::create_dir_all(staging.join(dir))?;
+            }
+            for name in crate::guest::BINARIES {
+                std::fs::copy(guest.path(name), staging.join("sbin").join(name))?;
+            }
+            std::fs::copy(guest.path("m5"), staging.join("usr/local/bin/m5"))?;
+            Ok(())
+        })?
+        .path
+        .join("root");
     let mut overlays = vec![Overlay {
         source: staged,
         target: "/".into(),

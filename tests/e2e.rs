@@ -205,23 +205,7 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
 
     // QEMU killed under the run: the run ends failed and says so.
     let killed = temp.path().join("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_simctl"))
-        .args([
-            "run",
-            "--workload",
-            "aes-go",
-            "--platform",
-            "qemu",
-            "--invocations",
-            "100000",
-            "--out",
-        ])
-        .arg(&killed)
-        .env_remove("SIMCTL_GEM5")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_endless_run(&killed);
     let pid = wait_for_qemu(&killed);
     assert!(
         Command::new("kill")
@@ -238,23 +222,7 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
 
     // Ctrl-C (SIGINT to simctl) stops QEMU too and marks the run failed as interrupted.
     let interrupted = temp.path().join("interrupted");
-    let child = Command::new(env!("CARGO_BIN_EXE_simctl"))
-        .args([
-            "run",
-            "--workload",
-            "aes-go",
-            "--platform",
-            "qemu",
-            "--invocations",
-            "100000",
-            "--out",
-        ])
-        .arg(&interrupted)
-        .env_remove("SIMCTL_GEM5")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_endless_run(&interrupted);
     wait_for_qemu(&interrupted);
     assert!(
         Command::new("kill")
@@ -273,6 +241,27 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
         0,
         "QEMU outlived an interrupted run"
     );
+}
+
+/// Starts an aes-go QEMU run far longer than any test waits for, in the background.
+fn spawn_endless_run(out: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_simctl"))
+        .args([
+            "run",
+            "--workload",
+            "aes-go",
+            "--platform",
+            "qemu",
+            "--invocations",
+            "100000",
+            "--out",
+        ])
+        .arg(out)
+        .env_remove("SIMCTL_GEM5")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 /// Waits until a QEMU of the run in `dir` runs and has had two seconds to boot.

@@ -271,6 +271,22 @@ fn smoke_sweep() -> String {
 
 const SMOKE_POINTS: [&str; 2] = ["workload-aes-go", "workload-fibonacci-go"];
 
+/// The smoke sweep succeeded and each of its points is an ok run.
+fn assert_smoke_points_ok(output: &std::process::Output, dir: &Path) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for point in SMOKE_POINTS {
+        assert_eq!(
+            run_state(&dir.join(point)).as_deref(),
+            Some("ok"),
+            "{point}"
+        );
+    }
+}
+
 #[test]
 fn local_qemu_sweep_runs_every_point() {
     if !e2e() {
@@ -281,18 +297,7 @@ fn local_qemu_sweep_runs_every_point() {
         &["sweep", &smoke_sweep(), "--jobs", "2", "--out"],
         &[temp.path()],
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for point in SMOKE_POINTS {
-        assert_eq!(
-            run_state(&temp.path().join(point)).as_deref(),
-            Some("ok"),
-            "{point}"
-        );
-    }
+    assert_smoke_points_ok(&output, temp.path());
     let summary = Summary::read(temp.path()).unwrap();
     assert!(summary.points.iter().all(|p| p.state == PointState::Ok));
 }
@@ -307,16 +312,5 @@ fn slurm_qemu_sweep_runs_as_an_array_job() {
         &["sweep", &smoke_sweep(), "--slurm", "--wait", "--out"],
         &[temp.path()],
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for point in SMOKE_POINTS {
-        assert_eq!(
-            run_state(&temp.path().join(point)).as_deref(),
-            Some("ok"),
-            "{point}"
-        );
-    }
+    assert_smoke_points_ok(&output, temp.path());
 }
