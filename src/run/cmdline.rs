@@ -7,6 +7,9 @@
 
 use std::fmt;
 
+use super::CpuModel;
+use super::gem5::FastCpu;
+
 /// Where the guest runs.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
@@ -43,6 +46,25 @@ impl fmt::Display for M5Mode {
             M5Mode::Addr => "addr",
             M5Mode::Off => "off",
         })
+    }
+}
+
+/// The m5 trigger for a run. One word on the kernel command line serves the whole run: on
+/// gem5 the boot CPU executes the ops up to the checkpoint and the measured CPU the ones after
+/// it. gem5's KVM CPU cannot decode the magic instruction (the guest would die of SIGILL), so
+/// whenever KVM executes m5 ops the guest uses the MMIO address, which gem5's own CPUs decode
+/// as well (the x86 TLB maps `m5ops_base`). QEMU has no m5 ops at all.
+pub fn m5_mode(
+    platform: PlatformKind,
+    boot_cpu: Option<FastCpu>,
+    measured_cpu: Option<CpuModel>,
+) -> M5Mode {
+    // Every measured CPU model simctl offers is one of gem5's own; only the boot CPU can be KVM.
+    let _ = measured_cpu;
+    match (platform, boot_cpu) {
+        (PlatformKind::Qemu, _) => M5Mode::Off,
+        (PlatformKind::Gem5, Some(FastCpu::Kvm)) => M5Mode::Addr,
+        (PlatformKind::Gem5, _) => M5Mode::Inst,
     }
 }
 
@@ -93,6 +115,28 @@ impl KernelCmdline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn m5_mode_is_addr_whenever_kvm_executes_m5_ops() {
+        use CpuModel::*;
+        use PlatformKind::*;
+        let table = [
+            (Qemu, None, None, M5Mode::Off),
+            (Gem5, Some(FastCpu::Kvm), Some(Timing), M5Mode::Addr),
+            (Gem5, Some(FastCpu::Kvm), Some(O3), M5Mode::Addr),
+            (Gem5, Some(FastCpu::Kvm), Some(Atomic), M5Mode::Addr),
+            (Gem5, Some(FastCpu::Atomic), Some(Timing), M5Mode::Inst),
+            (Gem5, Some(FastCpu::Atomic), Some(O3), M5Mode::Inst),
+            (Gem5, Some(FastCpu::Atomic), Some(Atomic), M5Mode::Inst),
+        ];
+        for (platform, boot, measured, mode) in table {
+            assert_eq!(
+                m5_mode(platform, boot, measured),
+                mode,
+                "{platform} boot {boot:?} measured {measured:?}"
+            );
+        }
+    }
 
     #[test]
     fn qemu_cmdline_has_isolation_root_and_markers() {

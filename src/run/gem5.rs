@@ -14,7 +14,8 @@ use super::CpuModel;
 use crate::process::Command;
 
 /// The CPU that boots and warms up before the checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FastCpu {
     Kvm,
     Atomic,
@@ -63,8 +64,8 @@ pub struct Gem5Invocation {
     pub kernel: PathBuf,
     pub image: PathBuf,
     pub readfile: PathBuf,
+    /// The resolved system file (every key, canonical units; see run/system.rs).
     pub system: PathBuf,
-    pub overrides: Vec<String>,
     pub kernel_args: String,
     pub phase: Phase,
 }
@@ -88,9 +89,6 @@ impl Gem5Invocation {
         push("--readfile", self.readfile.clone().into_os_string());
         push("--system", self.system.clone().into_os_string());
         push("--kernel-args", self.kernel_args.clone().into());
-        for setting in &self.overrides {
-            push("--set", setting.into());
-        }
         match &self.phase {
             Phase::Setup {
                 fast_cpu,
@@ -138,8 +136,7 @@ mod tests {
             kernel: "/k/vmlinux".into(),
             image: "/i/disk.img".into(),
             readfile: "/r/plan.toml".into(),
-            system: "/s/gem5-configs/systems/default.toml".into(),
-            overrides: vec!["llc_size=256kB".into()],
+            system: "/r/system.toml".into(),
             kernel_args: "console=ttyS0 isolcpus=1".into(),
             phase,
         }
@@ -167,7 +164,7 @@ mod tests {
             joined.contains("--phase setup --fast-cpu atomic --checkpoint-dir /c/cpt"),
             "{joined}"
         );
-        assert!(joined.contains("--set llc_size=256kB"), "{joined}");
+        assert!(joined.contains("--system /r/system.toml"), "{joined}");
         assert!(
             args.contains(&"console=ttyS0 isolcpus=1".to_string()),
             "kernel args stay one argument"

@@ -10,6 +10,8 @@ pub mod plan;
 pub mod qemu;
 pub mod report;
 pub mod rundir;
+pub mod spec;
+pub mod system;
 pub mod watch;
 
 use std::path::Path;
@@ -24,7 +26,7 @@ use crate::process::Command;
 #[command(after_help = "Examples:
   simctl run --workload aes-go
   simctl run --workload aes-go --platform qemu --invocations 20 --warmup 5
-  simctl run --workload fibonacci-go --cpu o3 --system gem5-configs/systems/skylake-like.toml
+  simctl run --workload fibonacci-go --cpu o3 --system skylake-like --set llc_size=2MB
   simctl run --workload spin --pattern rps --rps 50 --arrival poisson --invocations 200")]
 pub struct RunArgs {
     /// Workload to run (a folder in workloads/).
@@ -33,16 +35,18 @@ pub struct RunArgs {
     /// gem5 or qemu; default: gem5 when a gem5 binary is configured, QEMU otherwise.
     #[arg(long, value_enum)]
     pub platform: Option<cmdline::PlatformKind>,
-    /// gem5 system: a name in gem5-configs/systems/ or a TOML file.
-    #[arg(long, default_value = "default")]
-    pub system: String,
-    /// gem5 CPU model for the measured phase.
-    #[arg(long, value_enum, default_value_t = CpuModel::O3)]
-    pub cpu: CpuModel,
+    /// System: a name in gem5-configs/systems/ or a TOML file [default: default]. QEMU takes
+    /// num_cores and memory_size from it.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// gem5 CPU model for the measured phase [default: timing, the methodology's in-order
+    /// core]; gem5 only.
+    #[arg(long, value_enum)]
+    pub cpu: Option<CpuModel>,
     /// Override a system parameter (repeatable), e.g. --set llc_size=256kB.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Measured invocations.
+    /// Measured invocations (1 to 100000).
     #[arg(long, default_value_t = 10)]
     pub invocations: u64,
     /// Warm-up invocations before the measured ones (checkpoint taken after them on gem5).
@@ -51,18 +55,19 @@ pub struct RunArgs {
     /// Load pattern of the client.
     #[arg(long, value_enum, default_value_t = Pattern::Closed)]
     pub pattern: Pattern,
-    /// Requests per second (pattern rps).
+    /// Requests per second (pattern rps; required there).
     #[arg(long)]
     pub rps: Option<f64>,
-    /// Inter-arrival distribution (pattern rps).
-    #[arg(long, value_enum, default_value_t = Arrival::Poisson)]
-    pub arrival: Arrival,
-    /// Parallel requests per round, or independent streams (patterns rounds, streams).
-    #[arg(long, default_value_t = 2)]
-    pub parallel: u64,
-    /// Pause between rounds (pattern rounds), e.g. 100ms.
-    #[arg(long, default_value = "100ms")]
-    pub pause: humantime::Duration,
+    /// Inter-arrival distribution (pattern rps) [default: poisson].
+    #[arg(long, value_enum)]
+    pub arrival: Option<Arrival>,
+    /// Parallel requests per round, or independent streams (patterns rounds, streams)
+    /// [default: 2].
+    #[arg(long)]
+    pub parallel: Option<u64>,
+    /// Pause between rounds (pattern rounds), e.g. 100ms [default: 100ms].
+    #[arg(long)]
+    pub pause: Option<humantime::Duration>,
     /// Request payload; default: the workload's default request.
     #[arg(long)]
     pub request: Option<String>,
@@ -75,7 +80,8 @@ pub struct RunArgs {
     /// Run directory; default: runs/<workload>-<platform>-<key>.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
-    /// Run again even when an identical finished run exists.
+    /// Run again even when an identical finished run exists, and replace a different run at
+    /// --out.
     #[arg(long)]
     pub force: bool,
     /// Kernel config fragment set (see kernel-configs/).
@@ -104,10 +110,7 @@ pub enum CpuModel {
 }
 
 /// Client load patterns (see guest/src/client).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Pattern {
     /// N sequential invocations after W warm-up ones.
     Closed,
@@ -117,6 +120,17 @@ pub enum Pattern {
     Rounds,
     /// --parallel independent closed-loop streams.
     Streams,
+}
+
+impl Pattern {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::Closed => "closed",
+            Pattern::Rps => "rps",
+            Pattern::Rounds => "rounds",
+            Pattern::Streams => "streams",
+        }
+    }
 }
 
 /// Inter-arrival time distributions for the open-loop pattern.

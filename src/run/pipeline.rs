@@ -1,79 +1,43 @@
-//! The `simctl run` pipeline: resolve the inputs, build or reuse the artifacts (kernel, image,
-//! checkpoint), run on the platform, collect results, write status and report.
+//! The `simctl run` pipeline, in phases that each fit in a reader's head:
 //!
-//! A run's id is the hash of everything that shapes its results, so an identical request finds
-//! its finished run directory and reuses it (`--force` runs again).
+//! 1. **resolve** ([`spec::resolve`]): the command line becomes a checked [`RunSpec`]; nothing
+//!    is built yet, so a mistake in the input costs a second, not a kernel build. An explicit
+//!    `--out` is claimed (locked) and compared with the run it holds here too.
+//! 2. **artifacts** ([`artifacts`]): kernel, image, plan, kernel command line and gem5
+//!    identities; the run record and its key.
+//! 3. **run directory** ([`open_run_dir`]): reuse the finished identical run, refuse a
+//!    different one (`--force` replaces it), or start a new attempt.
+//! 4. **platform**: QEMU boots and measures in one process ([`run_qemu`]); gem5 boots and warms
+//!    up into a checkpoint artifact ([`gem5_setup`]) and measures from it ([`gem5_measure`]).
+//! 5. **collect** ([`check_guest`], the report, status.json).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
 
-use super::cmdline::{KernelCmdline, M5Mode, PlatformKind};
+use super::cmdline::{KernelCmdline, m5_mode};
 use super::console::ConsoleState;
 use super::gem5::{FastCpu, Gem5Invocation, Phase};
+use super::kvm::KvmStatus;
 use super::qemu::{Accel, QemuMachine};
-use super::rundir::{RunDir, RunState, StatusTracker};
+use super::rundir::{RunDir, RunLock, RunState, StatusTracker};
+use super::spec::{self, Artifacts, Provenance, Resolved, RunRecord, RunSpec, differences};
+use super::system::SystemSpec;
 use super::watch::{PhaseLimits, follow, progress_bar};
-use super::{RunArgs, plan::FUNCTION_CPU};
-use crate::cache::{CacheKey, hash_file, hash_tree};
+use super::{CpuModel, RunArgs, plan::FUNCTION_CPU};
+use crate::cache::{CacheKey, hash_file};
 use crate::fsutil::write_atomic;
 use crate::image::{self, ImageArtifact};
 use crate::kernel::{self, KernelArtifact, KernelRequest};
 use crate::process::find_program;
 use crate::project::Project;
-use crate::workloads::Workload;
 
-const RUN_RECIPE: u32 = 1;
-const CHECKPOINT_RECIPE: u32 = 1;
+const CHECKPOINT_RECIPE: u32 = 2;
 /// Loops per jiffy for the gem5 guest: skips the delay-loop calibration (simulated seconds).
 const GEM5_LPJ: u64 = 7_999_923;
-
-/// Every resolved input of a run, written to run.toml.
-#[derive(Debug, Serialize)]
-struct RunRecord {
-    workload: String,
-    platform: String,
-    platform_why: String,
-    accelerator: String,
-    cpu: String,
-    system: Option<String>,
-    overrides: Vec<String>,
-    invocations: u64,
-    warmup: u64,
-    pattern: String,
-    kernel: String,
-    kernel_version: String,
-    kernel_key: String,
-    image: String,
-    image_key: String,
-    gem5: Option<String>,
-    gem5_blake3: Option<String>,
-    gem5_config_blake3: Option<String>,
-    checkpoint: Option<String>,
-    kernel_cmdline: String,
-    run_key: String,
-}
-
-/// The platform to use and why (said to the user and recorded).
-fn choose_platform(args: &RunArgs, gem5: &Option<PathBuf>) -> Result<(PlatformKind, String)> {
-    match (args.platform, gem5) {
-        (Some(PlatformKind::Gem5), None) => bail!(
-            "--platform gem5 needs a gem5 binary; hint: build gem5 (scons build/X86/gem5.opt) and set \
-             SIMCTL_GEM5 or `gem5 = ...` in simctl.toml"
-        ),
-        (Some(platform), _) => Ok((platform, "chosen with --platform".into())),
-        (None, Some(path)) => Ok((
-            PlatformKind::Gem5,
-            format!("gem5 is configured ({})", path.display()),
-        )),
-        (None, None) => Ok((
-            PlatformKind::Qemu,
-            "no gem5 binary configured (SIMCTL_GEM5 / simctl.toml)".into(),
-        )),
-    }
-}
+/// The resolved system file gem5 reads, in the run directory and in the checkpoint.
+const SYSTEM_FILE: &str = "system.toml";
 
 /// What a finished run produced.
 #[derive(Debug)]
@@ -84,142 +48,39 @@ pub struct RunOutcome {
 
 pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     let project = Project::locate()?;
-    let gem5 = project.gem5()?;
-    let (platform, why) = choose_platform(args, &gem5)?;
-    eprintln!("platform: {platform} ({why})");
-    let workload = Workload::load(&project, &args.workload)?;
-
-    let mut kernel_request = KernelRequest::default_gem5(&project);
-    if let Some(fragment) = &args.kernel_config {
-        kernel_request.fragments = vec![fragment.clone()];
-    }
-    if let Some(jobs) = args.jobs {
-        kernel_request.jobs = jobs;
-    }
-    let kernel = kernel::build_kernel(&project, &kernel_request)?;
-    eprintln!("kernel: {}", kernel.vmlinux.display());
-    let image_request = image::request_with(
-        &project,
-        args.image_spec.clone(),
-        std::slice::from_ref(&workload),
-    )?;
-    let image = image::build_image(&project, &image_request)?;
-    eprintln!("image: {}", image.path.display());
-    let spec = image::Spec::load(&image_request.spec_path)?;
-
-    let plan = super::plan::make_plan(&workload, args, platform == PlatformKind::Gem5);
-    let plan_text = plan.to_toml();
-    let (m5, lpj) = match platform {
-        PlatformKind::Gem5 => (M5Mode::Inst, Some(GEM5_LPJ)),
-        PlatformKind::Qemu => (M5Mode::Off, None),
+    // Phase 1: resolve and check everything, claim an explicit --out; no build yet.
+    let kvm = super::kvm::probe();
+    let resolved = spec::resolve(&project, args, &kvm)?;
+    eprintln!(
+        "platform: {} ({})",
+        resolved.spec.platform, resolved.platform_why
+    );
+    let claimed = match &args.out {
+        Some(out) => Some(claim_out(out, &resolved.spec, args.force)?),
+        None => None,
     };
-    let cmdline = KernelCmdline {
-        platform,
-        m5,
-        isolated_cpu: Some(FUNCTION_CPU as u32),
-        lpj,
-        fast_init: spec.init == image::Init::Simctl,
-        extra: Vec::new(),
-    }
-    .render();
-
-    let mut key = CacheKey::new("run", RUN_RECIPE)
-        .key("kernel", &kernel.key)
-        .key("image", &image.key)
-        .text("plan", &plan_text)
-        .text("platform", &platform.to_string())
-        .text("cmdline", &cmdline);
-    let gem5_setup = match (&gem5, platform) {
-        (Some(binary), PlatformKind::Gem5) => Some(Gem5Setup::resolve(&project, binary, args)?),
-        _ => None,
+    // Phase 2: artifacts and the run record.
+    let built = artifacts(&project, args, &resolved, &kvm)?;
+    // Phase 3: the run directory.
+    let (dir, _lock) = match claimed {
+        Some(claimed) => claimed,
+        None => RunDir::claim(project.runs_dir().join(format!(
+            "{}-{}-{}",
+            resolved.spec.workload,
+            resolved.spec.platform,
+            &built.record.run_key[..12]
+        )))?,
     };
-    if let Some(setup) = &gem5_setup {
-        key = key.key("gem5", &setup.key).text("cpu", args.cpu.name());
-    }
-    let dir_path = args.out.clone().unwrap_or_else(|| {
-        project.runs_dir().join(format!(
-            "{}-{platform}-{}",
-            workload.name(),
-            &key.hex()[..12]
-        ))
-    });
-    let dir = RunDir::create(&dir_path)?;
-    if !args.force
-        && let Some(status) = dir.status()?
-        && status.state == RunState::Ok
-    {
+    if open_run_dir(&dir, &built.record, args.force)? == Attempt::Reuse {
         eprintln!("reusing the finished identical run (use --force to run again)");
         println!("{}", dir.path().display());
         return Ok(RunOutcome { dir, reused: true });
     }
+    // Phases 4 and 5: run on the platform, collect, report; status.json says how it ended.
     let mut tracker = StatusTracker::start(&dir)?;
-    write_atomic(&dir.plan(), plan_text.as_bytes())?;
-    let accel = match platform {
-        PlatformKind::Qemu => Accel::choose(),
-        PlatformKind::Gem5 => Accel::Tcg { why: String::new() },
-    };
-    let mut record = RunRecord {
-        workload: workload.name().to_string(),
-        platform: platform.to_string(),
-        platform_why: why,
-        accelerator: String::new(),
-        cpu: args.cpu.name().to_string(),
-        system: gem5_setup.as_ref().map(|s| s.system.display().to_string()),
-        overrides: args.overrides.clone(),
-        invocations: args.invocations,
-        warmup: args.warmup,
-        pattern: format!("{:?}", args.pattern).to_lowercase(),
-        kernel: kernel.vmlinux.display().to_string(),
-        kernel_version: kernel.version.clone(),
-        kernel_key: kernel.key.hex(),
-        image: image.path.display().to_string(),
-        image_key: image.key.hex(),
-        gem5: gem5_setup.as_ref().map(|s| s.binary.display().to_string()),
-        gem5_blake3: gem5_setup.as_ref().map(|s| s.binary_hash.clone()),
-        gem5_config_blake3: gem5_setup.as_ref().map(|s| s.config_hash.clone()),
-        checkpoint: None,
-        kernel_cmdline: cmdline.clone(),
-        run_key: key.hex(),
-    };
-    let outcome = match (platform, &gem5_setup) {
-        (PlatformKind::Qemu, _) => {
-            record.accelerator = match &accel {
-                Accel::Kvm => "kvm".into(),
-                Accel::Tcg { why } => format!("tcg ({why})"),
-            };
-            eprintln!("accelerator: {}", record.accelerator);
-            write_run_record(&dir, &record)?;
-            run_qemu(
-                &dir,
-                &kernel,
-                &image,
-                &cmdline,
-                &plan_text,
-                accel,
-                args,
-                &mut tracker,
-            )
-        }
-        (PlatformKind::Gem5, Some(setup)) => {
-            record.accelerator = setup.fast_cpu_why.clone();
-            write_run_record(&dir, &record)?;
-            run_gem5(
-                &project,
-                &dir,
-                setup,
-                &kernel,
-                &image,
-                &cmdline,
-                &plan_text,
-                args,
-                &mut tracker,
-                &mut record,
-            )
-        }
-        (PlatformKind::Gem5, None) => Err(anyhow::anyhow!("gem5 platform without a gem5 binary")),
-    };
-    let report = super::report::write_run_report(&dir, args.invocations, tracker.phases());
-    let outcome = outcome.and(report);
+    let outcome = execute(&project, &dir, args, built, &mut tracker);
+    let outcome = outcome
+        .and_then(|spec| super::report::write_run_report(&dir, spec.invocations, tracker.phases()));
     tracker.finish(&outcome)?;
     outcome.with_context(|| {
         format!(
@@ -229,6 +90,266 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     })?;
     println!("{}", dir.path().display());
     Ok(RunOutcome { dir, reused: false })
+}
+
+/// Claims `--out` before any build: refuses a file, a directory another simctl works in, and a
+/// run of other inputs (unless `--force`).
+fn claim_out(out: &Path, spec: &RunSpec, force: bool) -> Result<(RunDir, RunLock)> {
+    let (dir, lock) = RunDir::claim(out)?;
+    if force || !dir.run_toml().exists() {
+        return Ok((dir, lock));
+    }
+    let old = RunRecord::load(dir.path())?;
+    let changed = differences(&old.spec, spec);
+    if !changed.is_empty() {
+        bail!(refusal(&dir, &changed));
+    }
+    Ok((dir, lock))
+}
+
+fn refusal(dir: &RunDir, changed: &[String]) -> String {
+    format!(
+        "--out {} holds a run of other inputs ({}); hint: give another --out, or add --force to \
+         replace that run",
+        dir.path().display(),
+        changed.join(", ")
+    )
+}
+
+/// What to do in a run directory.
+#[derive(Debug, PartialEq, Eq)]
+enum Attempt {
+    Reuse,
+    New,
+}
+
+/// Reuses the finished run with the same key; refuses a run with another key unless `force`;
+/// otherwise clears the directory for a new attempt and writes the record.
+fn open_run_dir(dir: &RunDir, record: &RunRecord, force: bool) -> Result<Attempt> {
+    if dir.run_toml().exists() {
+        let old = RunRecord::load(dir.path());
+        match old {
+            Ok(old) if old.run_key == record.run_key => {
+                let finished = dir.status()?.is_some_and(|s| s.state == RunState::Ok);
+                if finished && !force {
+                    return Ok(Attempt::Reuse);
+                }
+            }
+            Ok(old) => {
+                let mut changed = differences(&old.spec, &record.spec);
+                changed.extend(differences(&old.artifacts, &record.artifacts));
+                if !force {
+                    bail!(refusal(dir, &changed));
+                }
+                eprintln!(
+                    "replacing the run in {} (--force): {}",
+                    dir.path().display(),
+                    changed.join(", ")
+                );
+            }
+            Err(err) if !force => return Err(err),
+            Err(_) => {}
+        }
+    }
+    dir.clear_outputs()?;
+    write_run_record(dir, record)?;
+    Ok(Attempt::New)
+}
+
+/// The artifacts of a run and its record.
+struct Built {
+    spec: RunSpec,
+    kernel: KernelArtifact,
+    image: ImageArtifact,
+    plan: String,
+    cmdline: String,
+    gem5: Option<Gem5Setup>,
+    record: RunRecord,
+}
+
+/// The gem5 side of a run: binary, config, system, and the checkpoint's key.
+#[derive(Debug)]
+struct Gem5Setup {
+    binary: PathBuf,
+    config_script: PathBuf,
+    system: SystemSpec,
+    boot_cpu: FastCpu,
+    cpu: CpuModel,
+    checkpoint_key: CacheKey,
+}
+
+/// Phase 2: builds (or finds) kernel and image, and makes the run record.
+fn artifacts(
+    project: &Project,
+    args: &RunArgs,
+    resolved: &Resolved,
+    kvm: &KvmStatus,
+) -> Result<Built> {
+    let spec = &resolved.spec;
+    let mut kernel_request = KernelRequest::default_gem5(project);
+    if let Some(fragment) = &args.kernel_config {
+        kernel_request.fragments = vec![fragment.clone()];
+    }
+    if let Some(jobs) = args.jobs {
+        kernel_request.jobs = jobs;
+    }
+    let kernel = kernel::build_kernel(project, &kernel_request)?;
+    eprintln!("kernel: {}", kernel.vmlinux.display());
+    let image_request = image::request_with(
+        project,
+        args.image_spec.clone(),
+        std::slice::from_ref(&resolved.workload),
+    )?;
+    let image = image::build_image(project, &image_request)?;
+    eprintln!("image: {}", image.path.display());
+    let image_spec = image::Spec::load(&image_request.spec_path)?;
+
+    let plan = super::plan::make_plan(&resolved.workload, spec).to_toml();
+    let gem5_cpus = spec.gem5.as_ref().map(|g| (g.boot_cpu, g.cpu));
+    let cmdline = KernelCmdline {
+        platform: spec.platform,
+        m5: m5_mode(
+            spec.platform,
+            gem5_cpus.map(|(boot, _)| boot),
+            gem5_cpus.map(|(_, cpu)| cpu),
+        ),
+        isolated_cpu: Some(FUNCTION_CPU as u32),
+        lpj: spec.is_gem5().then_some(GEM5_LPJ),
+        fast_init: image_spec.init == image::Init::Simctl,
+        extra: Vec::new(),
+    }
+    .render();
+
+    let mut artifacts = Artifacts {
+        kernel_key: kernel.key.hex(),
+        image_key: image.key.hex(),
+        kernel_cmdline: cmdline.clone(),
+        plan_blake3: blake3::hash(plan.as_bytes()).to_hex().to_string(),
+        gem5_blake3: None,
+        gem5_config_blake3: None,
+    };
+    let gem5 = match (&resolved.gem5, &spec.gem5) {
+        (Some(binary), Some(gem5_spec)) => {
+            let config_script = project.gem5_configs_dir().join("simctl_fs.py");
+            let binary_hash = hash_file(binary)?;
+            let config_hash = hash_file(&config_script)?;
+            let checkpoint_key = CacheKey::new("checkpoint", CHECKPOINT_RECIPE)
+                .text("gem5", &binary_hash)
+                .text("config", &config_hash)
+                .text("system", &gem5_spec.system.to_toml())
+                .key("kernel", &kernel.key)
+                .key("image", &image.key)
+                .text("plan", &plan)
+                .text("cmdline", &cmdline)
+                .text("fast_cpu", gem5_spec.boot_cpu.name());
+            artifacts.gem5_blake3 = Some(binary_hash);
+            artifacts.gem5_config_blake3 = Some(config_hash);
+            Some(Gem5Setup {
+                binary: binary.clone(),
+                config_script,
+                system: gem5_spec.system.clone(),
+                boot_cpu: gem5_spec.boot_cpu,
+                cpu: gem5_spec.cpu,
+                checkpoint_key,
+            })
+        }
+        _ => None,
+    };
+    let record = RunRecord {
+        run_key: RunRecord::key(spec, &artifacts).hex(),
+        spec: spec.clone(),
+        artifacts,
+        provenance: Provenance {
+            platform_why: resolved.platform_why.clone(),
+            accelerator: accelerator(spec, kvm),
+            kernel: kernel.vmlinux.clone(),
+            kernel_version: kernel.version.clone(),
+            image: image.path.clone(),
+            system_file: Some(resolved.system_file.clone()),
+            gem5: resolved.gem5.clone(),
+            checkpoint: None,
+        },
+    };
+    eprintln!("accelerator: {}", record.provenance.accelerator);
+    Ok(Built {
+        spec: spec.clone(),
+        kernel,
+        image,
+        plan,
+        cmdline,
+        gem5,
+        record,
+    })
+}
+
+/// What runs the guest, said to the user and recorded.
+fn accelerator(spec: &RunSpec, kvm: &KvmStatus) -> String {
+    match (&spec.qemu, &spec.gem5) {
+        (Some(qemu), _) if qemu.accel == Accel::Kvm => "kvm".into(),
+        (Some(_), _) => format!("tcg ({})", kvm.describe()),
+        (None, Some(gem5)) if kvm.is_usable() => {
+            format!("boot on gem5 {} CPU", gem5.boot_cpu.name())
+        }
+        (None, Some(gem5)) => format!(
+            "boot on gem5 {} CPU ({})",
+            gem5.boot_cpu.name(),
+            kvm.describe()
+        ),
+        (None, None) => String::new(),
+    }
+}
+
+fn write_run_record(dir: &RunDir, record: &RunRecord) -> Result<()> {
+    write_atomic(&dir.run_toml(), record.to_toml()?.as_bytes())
+}
+
+/// Phase 4 and the checks of phase 5 on the spec's platform; returns the spec for the report.
+fn execute(
+    project: &Project,
+    dir: &RunDir,
+    args: &RunArgs,
+    mut built: Built,
+    tracker: &mut StatusTracker,
+) -> Result<RunSpec> {
+    write_atomic(&dir.plan(), built.plan.as_bytes())?;
+    let boot = Boot {
+        kernel: &built.kernel,
+        image: &built.image,
+        cmdline: &built.cmdline,
+    };
+    match (&built.spec.qemu, &built.gem5) {
+        (Some(qemu), _) => run_qemu(
+            dir,
+            &boot,
+            &built.plan,
+            qemu.accel,
+            &built.spec,
+            args,
+            tracker,
+        )?,
+        (None, Some(setup)) => {
+            write_atomic(
+                &dir.path().join(SYSTEM_FILE),
+                setup.system.to_toml().as_bytes(),
+            )?;
+            let (checkpoint, console) =
+                gem5_setup(project, dir, setup, &boot, &built.plan, args, tracker)?;
+            built.record.provenance.checkpoint = Some(checkpoint.clone());
+            write_run_record(dir, &built.record)?;
+            gem5_measure(
+                dir,
+                setup,
+                &boot,
+                &checkpoint,
+                &console,
+                &built.spec,
+                args,
+                tracker,
+            )?;
+        }
+        (None, None) => bail!("a gem5 run without a gem5 binary"),
+    }
+    Ok(built.spec)
 }
 
 /// Says how long the boot took (guest clock and host wall) and records it as a phase.
@@ -248,11 +369,6 @@ fn report_boot(
     Ok(())
 }
 
-fn write_run_record(dir: &RunDir, record: &RunRecord) -> Result<()> {
-    let text = toml::to_string_pretty(record).context("cannot serialise run.toml")?;
-    write_atomic(&dir.run_toml(), text.as_bytes())
-}
-
 fn default_limits(args: &RunArgs, deadline: Duration, watchdog: Duration) -> PhaseLimits {
     PhaseLimits {
         deadline: args.timeout.map(Into::into).unwrap_or(deadline),
@@ -260,7 +376,7 @@ fn default_limits(args: &RunArgs, deadline: Duration, watchdog: Duration) -> Pha
     }
 }
 
-/// The guest's own verdict plus the checks every run needs.
+/// Phase 5: the guest's own verdict plus the checks every run needs.
 fn check_guest(console: &ConsoleState, results: &Path, invocations: u64) -> Result<()> {
     if let Some(panic) = &console.panic {
         bail!("guest kernel panic: {panic}");
@@ -292,14 +408,21 @@ fn check_guest(console: &ConsoleState, results: &Path, invocations: u64) -> Resu
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every boot of a run shares.
+struct Boot<'a> {
+    kernel: &'a KernelArtifact,
+    image: &'a ImageArtifact,
+    cmdline: &'a str,
+}
+
+/// Phase 4 on QEMU: one process boots, warms up and measures; the results come back on the
+/// transfer disk.
 fn run_qemu(
     dir: &RunDir,
-    kernel: &KernelArtifact,
-    image: &ImageArtifact,
-    cmdline: &str,
+    boot: &Boot,
     plan: &str,
     accel: Accel,
+    spec: &RunSpec,
     args: &RunArgs,
     tracker: &mut StatusTracker,
 ) -> Result<()> {
@@ -308,17 +431,15 @@ fn run_qemu(
     let transfer = dir.path().join("transfer.img");
     simctl_guest::transfer::create_with_input(&transfer, plan.as_bytes())
         .with_context(|| format!("cannot write {}", transfer.display()))?;
-    let console_log = dir.console_log();
-    let _ = std::fs::remove_file(&console_log);
     let machine = QemuMachine {
         qemu,
-        kernel: kernel.vmlinux.clone(),
-        image: image.path.clone(),
+        kernel: boot.kernel.vmlinux.clone(),
+        image: boot.image.path.clone(),
         transfer_disk: transfer.clone(),
-        console_log: console_log.clone(),
-        cmdline: cmdline.to_string(),
-        cpus: 2,
-        memory_mib: 2048,
+        console_log: dir.console_log(),
+        cmdline: boot.cmdline.to_string(),
+        cpus: spec.machine.num_cores,
+        memory_mib: spec.machine.memory_size.mib(),
         accel,
     };
     let started = Instant::now();
@@ -329,7 +450,7 @@ fn run_qemu(
     let limits = default_limits(args, Duration::from_secs(1800), Duration::from_secs(180));
     let outcome = follow(
         &mut child,
-        &console_log,
+        &dir.console_log(),
         &limits,
         ConsoleState::default(),
         &bar,
@@ -343,80 +464,17 @@ fn run_qemu(
             .context("cannot unpack the guest's results")?;
     }
     outcome.ended.check()?;
-    check_guest(&outcome.console, &dir.results_dir(), args.invocations)
-}
-
-/// What every boot of a run shares.
-struct Boot<'a> {
-    kernel: &'a KernelArtifact,
-    image: &'a ImageArtifact,
-    cmdline: &'a str,
-}
-
-/// The gem5 side of a run: binary, config, system, and the checkpoint's key.
-#[derive(Debug)]
-struct Gem5Setup {
-    binary: PathBuf,
-    binary_hash: String,
-    config_script: PathBuf,
-    config_hash: String,
-    system: PathBuf,
-    fast_cpu: FastCpu,
-    fast_cpu_why: String,
-    key: CacheKey,
+    check_guest(&outcome.console, &dir.results_dir(), spec.invocations)
 }
 
 impl Gem5Setup {
-    fn resolve(project: &Project, binary: &Path, args: &RunArgs) -> Result<Gem5Setup> {
-        let configs = project.gem5_configs_dir();
-        let config_script = configs.join("simctl_fs.py");
-        let system = if args.system.ends_with(".toml") {
-            PathBuf::from(&args.system)
-        } else {
-            configs
-                .join("systems")
-                .join(format!("{}.toml", args.system))
-        };
-        if !system.is_file() {
-            bail!(
-                "gem5 system {} not found; hint: pick a file from {}",
-                system.display(),
-                configs.join("systems").display()
-            );
-        }
-        let binary_hash = hash_file(binary)?;
-        let config_hash = hash_tree(&configs)?;
-        let (fast_cpu, fast_cpu_why) = match super::kvm::probe() {
-            super::kvm::KvmStatus::Usable => (FastCpu::Kvm, "boot on gem5 KVM CPU".to_string()),
-            status => (
-                FastCpu::Atomic,
-                format!("boot on gem5 atomic CPU ({})", status.describe()),
-            ),
-        };
-        let key = CacheKey::new("gem5", 1)
-            .text("gem5", &binary_hash)
-            .text("config", &config_hash)
-            .file("system", &system)?
-            .text("overrides", &args.overrides.join(" "));
-        Ok(Gem5Setup {
-            binary: binary.to_path_buf(),
-            binary_hash,
-            config_script,
-            config_hash,
-            system,
-            fast_cpu,
-            fast_cpu_why,
-            key,
-        })
-    }
-
     /// The gem5 command of one phase; `boot` carries kernel, image and command line.
     fn invocation(
         &self,
         boot: &Boot,
         outdir: PathBuf,
         readfile: &Path,
-        args: &RunArgs,
+        system: PathBuf,
         phase: Phase,
     ) -> Gem5Invocation {
         Gem5Invocation {
@@ -426,81 +484,72 @@ impl Gem5Setup {
             kernel: boot.kernel.vmlinux.clone(),
             image: boot.image.path.clone(),
             readfile: readfile.to_path_buf(),
-            system: self.system.clone(),
-            overrides: args.overrides.clone(),
+            system,
             kernel_args: boot.cmdline.to_string(),
             phase,
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_gem5(
+/// Phase 4a on gem5: boot on the fast CPU, start the function, warm up, save a checkpoint (an
+/// artifact shared by every run with the same key). Returns the checkpoint and what the
+/// console said (the measure phase continues from that state).
+fn gem5_setup(
     project: &Project,
     dir: &RunDir,
     setup: &Gem5Setup,
-    kernel: &KernelArtifact,
-    image: &ImageArtifact,
-    cmdline: &str,
+    boot: &Boot,
     plan: &str,
     args: &RunArgs,
     tracker: &mut StatusTracker,
-    record: &mut RunRecord,
-) -> Result<()> {
-    let boot = Boot {
-        kernel,
-        image,
-        cmdline,
-    };
-    let checkpoint_key = CacheKey::new("checkpoint", CHECKPOINT_RECIPE)
-        .key("gem5", &setup.key)
-        .key("kernel", &kernel.key)
-        .key("image", &image.key)
-        .text("plan", plan)
-        .text("cmdline", cmdline)
-        .text("fast_cpu", setup.fast_cpu.name());
+) -> Result<(PathBuf, ConsoleState)> {
     let started = Instant::now();
     let mut console = ConsoleState::default();
     let mut boot_wall = None;
-    let checkpoint = project
-        .store()
-        .get_or_build("checkpoints", &checkpoint_key, |staging| {
-            let readfile = staging.join("plan.toml");
-            std::fs::write(&readfile, plan)?;
-            let outdir = staging.join("m5out");
-            let phase = Phase::Setup {
-                fast_cpu: setup.fast_cpu,
-                checkpoint_dir: staging.join("cpt"),
-            };
-            let mut child = setup
-                .invocation(&boot, outdir.clone(), &readfile, args, phase)
-                .command()
-                .spawn_logged(&outdir.join("gem5.log"))?;
-            let bar = progress_bar("gem5 boot + warm-up");
-            let limits = default_limits(
-                args,
-                Duration::from_secs(6 * 3600),
-                Duration::from_secs(1800),
-            );
-            let outcome = follow(
-                &mut child,
-                &super::gem5::console_file(&outdir),
-                &limits,
-                ConsoleState::default(),
-                &bar,
-            )?;
-            bar.finish_and_clear();
-            console = outcome.console;
-            boot_wall = outcome.boot_wall;
-            outcome.ended.check()?;
-            if !staging.join("cpt").is_dir() {
-                bail!(
-                    "gem5 ended without saving a checkpoint; see {}",
-                    outdir.join("gem5.log").display()
+    let checkpoint =
+        project
+            .store()
+            .get_or_build("checkpoints", &setup.checkpoint_key, |staging| {
+                let readfile = staging.join("plan.toml");
+                std::fs::write(&readfile, plan)?;
+                let system = staging.join(SYSTEM_FILE);
+                std::fs::write(&system, setup.system.to_toml())?;
+                let outdir = staging.join("m5out");
+                let phase = Phase::Setup {
+                    fast_cpu: setup.boot_cpu,
+                    checkpoint_dir: staging.join("cpt"),
+                };
+                let mut child = setup
+                    .invocation(boot, outdir.clone(), &readfile, system, phase)
+                    .command()
+                    .spawn_logged(&outdir.join("gem5.log"))?;
+                let bar = progress_bar("gem5 boot + warm-up");
+                let limits = default_limits(
+                    args,
+                    Duration::from_secs(6 * 3600),
+                    Duration::from_secs(1800),
                 );
-            }
-            Ok(())
-        });
+                let outcome = follow(
+                    &mut child,
+                    &super::gem5::console_file(&outdir),
+                    &limits,
+                    ConsoleState::default(),
+                    &bar,
+                )?;
+                bar.finish_and_clear();
+                console = outcome.console;
+                boot_wall = outcome.boot_wall;
+                outcome.ended.check()?;
+                if !staging.join("cpt").is_dir() {
+                    bail!(
+                        "gem5 ended without saving a checkpoint; see {}",
+                        outdir.join("gem5.log").display()
+                    );
+                }
+                Ok(())
+            });
+    let link = dir.path().join("setup");
+    let _ = std::fs::remove_file(&link);
     let checkpoint = match checkpoint {
         Ok(checkpoint) => checkpoint,
         Err(err) => {
@@ -508,47 +557,65 @@ fn run_gem5(
                 .store()
                 .root()
                 .join("checkpoints")
-                .join(format!("{}.failed", checkpoint_key.hex()));
-            let _ = std::os::unix::fs::symlink(&failed, dir.path().join("setup"));
+                .join(format!("{}.failed", setup.checkpoint_key.hex()));
+            let _ = std::os::unix::fs::symlink(&failed, &link);
             return Err(err);
         }
     };
-    let _ = std::fs::remove_file(dir.path().join("setup"));
-    let _ = std::os::unix::fs::symlink(&checkpoint.path, dir.path().join("setup"));
+    let _ = std::os::unix::fs::symlink(&checkpoint.path, &link);
     if checkpoint.reused {
         eprintln!("checkpoint: reusing {}", checkpoint.path.display());
     } else {
         report_boot(tracker, &console, boot_wall, "simulated")?;
         tracker.phase_done("gem5-setup", started.elapsed())?;
     }
-    record.checkpoint = Some(checkpoint.path.display().to_string());
-    write_run_record(dir, record)?;
+    Ok((checkpoint.path, console))
+}
 
+/// Phase 4b on gem5: restore the checkpoint on the measured CPU; one stats dump per measured
+/// invocation; then collect the console and the guest's results.
+#[allow(clippy::too_many_arguments)]
+fn gem5_measure(
+    dir: &RunDir,
+    setup: &Gem5Setup,
+    boot: &Boot,
+    checkpoint: &Path,
+    setup_console: &ConsoleState,
+    spec: &RunSpec,
+    args: &RunArgs,
+    tracker: &mut StatusTracker,
+) -> Result<()> {
+    let cpu = setup.cpu;
     let started = Instant::now();
     let outdir = dir.m5out();
     let phase = Phase::Measure {
-        restore: checkpoint.path.join("cpt"),
-        cpu: args.cpu,
-        invocations: args.invocations,
+        restore: checkpoint.join("cpt"),
+        cpu,
+        invocations: spec.invocations,
     };
-    let readfile = dir.plan();
     let mut child = setup
-        .invocation(&boot, outdir.clone(), &readfile, args, phase)
+        .invocation(
+            boot,
+            outdir.clone(),
+            &dir.plan(),
+            dir.path().join(SYSTEM_FILE),
+            phase,
+        )
         .command()
         .spawn_logged(&outdir.join("gem5.log"))?;
-    let bar = progress_bar(&format!("gem5 {}", args.cpu.name()));
+    let bar = progress_bar(&format!("gem5 {}", cpu.name()));
     let limits = default_limits(
         args,
         Duration::from_secs(12 * 3600),
         Duration::from_secs(3600),
     );
-    let mut measured_console = ConsoleState {
+    let measured_console = ConsoleState {
         booted: true,
         function_up: true,
         warmup_done: true,
+        affinities: setup_console.affinities.clone(),
         ..Default::default()
     };
-    measured_console.affinities = console.affinities.clone();
     let outcome = follow(
         &mut child,
         &super::gem5::console_file(&outdir),
@@ -557,15 +624,12 @@ fn run_gem5(
         &bar,
     )?;
     bar.finish_and_clear();
-    tracker.phase_done(
-        &format!("gem5-measure-{}", args.cpu.name()),
-        started.elapsed(),
-    )?;
+    tracker.phase_done(&format!("gem5-measure-{}", cpu.name()), started.elapsed())?;
     std::fs::copy(super::gem5::console_file(&outdir), dir.console_log()).ok();
     std::fs::create_dir_all(dir.results_dir())?;
     for name in ["results.csv", "results.json"] {
         let _ = std::fs::copy(outdir.join(name), dir.results_dir().join(name));
     }
     outcome.ended.check()?;
-    check_guest(&outcome.console, &dir.results_dir(), args.invocations)
+    check_guest(&outcome.console, &dir.results_dir(), spec.invocations)
 }

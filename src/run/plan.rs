@@ -3,7 +3,8 @@
 
 use simctl_guest::plan::{DEFAULT_RESULTS_DIR, Plan, Step};
 
-use super::{Arrival, Pattern, RunArgs};
+use super::Arrival;
+use super::spec::{LoadPattern, RunSpec};
 use crate::workloads::Workload;
 
 /// The core the function gets to itself (`isolcpus=1`).
@@ -11,14 +12,10 @@ pub const FUNCTION_CPU: usize = 1;
 /// The core the client and everything else run on.
 pub const CLIENT_CPU: usize = 0;
 
-/// Builds the plan; `slow` stretches the guest-side timeouts for simulation.
-pub fn make_plan(workload: &Workload, args: &RunArgs, slow: bool) -> Plan {
-    let timeout_s = if slow { 24 * 3600 } else { 600 };
+/// Builds the plan; a gem5 run stretches the guest-side timeouts for simulation.
+pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Plan {
+    let timeout_s = if spec.is_gem5() { 24 * 3600 } else { 600 };
     let port = workload.manifest.port;
-    let request = args
-        .request
-        .clone()
-        .unwrap_or_else(|| workload.manifest.default_request.clone());
     let mut client = vec![
         "/sbin/simctl-client".to_string(),
         "--service".into(),
@@ -26,45 +23,39 @@ pub fn make_plan(workload: &Workload, args: &RunArgs, slow: bool) -> Plan {
         "--addr".into(),
         format!("127.0.0.1:{port}"),
         "--request".into(),
-        request,
+        spec.request.clone(),
         "--warmup".into(),
-        args.warmup.to_string(),
+        spec.warmup.to_string(),
         "--invocations".into(),
-        args.invocations.to_string(),
+        spec.invocations.to_string(),
         "--cpu".into(),
         CLIENT_CPU.to_string(),
         "--out".into(),
         DEFAULT_RESULTS_DIR.into(),
         "--pattern".into(),
     ];
-    match args.pattern {
-        Pattern::Closed => client.push("closed".into()),
-        Pattern::Rps => {
-            client.extend([
-                "rps".into(),
-                "--rps".into(),
-                args.rps.unwrap_or(10.0).to_string(),
-                "--arrival".into(),
-            ]);
-            client.push(match args.arrival {
+    match &spec.load {
+        LoadPattern::Closed => client.push("closed".into()),
+        LoadPattern::Rps { rate, arrival } => client.extend([
+            "rps".into(),
+            "--rps".into(),
+            rate.to_string(),
+            "--arrival".into(),
+            match arrival {
                 Arrival::Uniform => "uniform".into(),
                 Arrival::Poisson => "poisson".into(),
-            });
-        }
-        Pattern::Rounds => client.extend([
+            },
+        ]),
+        LoadPattern::Rounds { parallel, pause_ms } => client.extend([
             "rounds".into(),
             "--parallel".into(),
-            args.parallel.to_string(),
+            parallel.to_string(),
             "--pause-ms".into(),
-            std::time::Duration::from(args.pause)
-                .as_millis()
-                .to_string(),
+            pause_ms.to_string(),
         ]),
-        Pattern::Streams => client.extend([
-            "streams".into(),
-            "--parallel".into(),
-            args.parallel.to_string(),
-        ]),
+        LoadPattern::Streams { parallel } => {
+            client.extend(["streams".into(), "--parallel".into(), parallel.to_string()])
+        }
     }
     Plan {
         results_dir: DEFAULT_RESULTS_DIR.into(),

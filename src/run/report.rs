@@ -128,15 +128,10 @@ pub fn write_run_report(dir: &RunDir, invocations: u64, phases: &[PhaseTime]) ->
 /// Returns false when `dir` is not a simctl run directory.
 pub fn regenerate(dir: &std::path::Path) -> Result<bool> {
     let run = RunDir::open(dir);
-    let Ok(text) = std::fs::read_to_string(run.run_toml()) else {
+    if !run.run_toml().is_file() {
         return Ok(false);
-    };
-    let record: toml::Value = toml::from_str(&text)
-        .with_context(|| format!("{} is not valid TOML", run.run_toml().display()))?;
-    let invocations = record
-        .get("invocations")
-        .and_then(toml::Value::as_integer)
-        .unwrap_or(0) as u64;
+    }
+    let invocations = super::spec::RunSpec::load(dir)?.invocations;
     let phases = run
         .status()?
         .map(|status| status.phases)

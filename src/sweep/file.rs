@@ -6,7 +6,7 @@
 //! every point is parsed with `RunArgs`' own clap definition before anything runs, so a typo
 //! fails the sweep at once instead of in the 40th Slurm task.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -155,6 +155,21 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<Point>> {
                 key.get_ref()
             );
         }
+        let list = values.get_ref();
+        if let Some((position, value)) = list
+            .iter()
+            .enumerate()
+            .find(|(position, value)| list[..*position].contains(value))
+        {
+            bail!(
+                "{}[matrix] {} lists {} twice (value {} of {}); remove one",
+                sweep.at(values.span()),
+                key.get_ref(),
+                value,
+                position + 1,
+                list.len()
+            );
+        }
     }
     for run in &sweep.runs {
         if let Some(key) = run.keys().find(|key| sweep.matrix.contains_key(*key)) {
@@ -214,9 +229,17 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<Point>> {
         }
     }
 
-    let mut seen = BTreeSet::new();
+    let mut seen: BTreeMap<&str, &Point> = BTreeMap::new();
     for point in &points {
-        if !seen.insert(point.name.as_str()) {
+        if let Some(twin) = seen.insert(point.name.as_str(), point) {
+            if twin.args == point.args {
+                bail!(
+                    "{}two points are the same run ('{}': two [[run]] entries give the same \
+                     options); remove one",
+                    sweep.file_prefix(),
+                    point.name
+                );
+            }
             bail!(
                 "{}two points are both named '{}' (their values differ only in characters that \
                  cannot be in a directory name); change one of the values",
@@ -308,11 +331,20 @@ fn name_text(value: &toml::Value) -> String {
     }
 }
 
-/// Parses the point's arguments with `simctl run`'s own definition.
+/// Parses the point's arguments with `simctl run`'s own definition and checks them as
+/// `simctl run` does before it builds anything (what needs no file; [`check_points_in`] does
+/// the rest).
 fn check_point(point: &Point) -> Result<()> {
+    let args = point_args(point)?;
+    crate::run::spec::check_args(&args, args.platform).map(drop)
+}
+
+/// The point's arguments as `simctl run` reads them.
+pub fn point_args(point: &Point) -> Result<crate::run::RunArgs> {
+    use clap::FromArgMatches as _;
     crate::run::RunArgs::augment_args(clap::Command::new("simctl run").no_binary_name(true))
         .try_get_matches_from(&point.args)
-        .map(drop)
+        .and_then(|matches| crate::run::RunArgs::from_arg_matches(&matches))
         .map_err(|err| {
             let text = err.render().to_string();
             let message = text
@@ -328,6 +360,18 @@ fn check_point(point: &Point) -> Result<()> {
                 .join("; ");
             anyhow::anyhow!("`simctl run` would not accept it: {message}")
         })
+}
+
+/// Checks every point against the tree as `simctl run` would before its first build (platform,
+/// options of that platform, system file and overrides), so that a bad point stops the sweep
+/// before any point runs.
+pub fn check_points_in(project: &crate::project::Project, points: &[Point]) -> Result<()> {
+    for point in points {
+        let args = point_args(point)?;
+        crate::run::spec::check_inputs(project, &args)
+            .with_context(|| format!("point '{}'", point.name))?;
+    }
+    Ok(())
 }
 
 /// The resolved points of a sweep, kept in its directory for the record and for Slurm tasks.
@@ -379,7 +423,7 @@ mod tests {
     fn matrix_expands_to_the_cartesian_product_with_readable_names() {
         let points = expand(&parse(
             "name = 's'\n[base]\nworkload = 'aes-go'\ninvocations = 5\nforce = true\n\
-             set = ['a=1', 'b=2']\n[matrix]\ncpu = ['atomic', 'o3']\nsystem = ['default', 'my/sys.toml']\n",
+             set = ['llc_size=1MB', 'l1d_size=32kB']\n[matrix]\ncpu = ['atomic', 'o3']\nsystem = ['default', 'my/sys.toml']\n",
         ))
         .unwrap();
         let names: Vec<&str> = points.iter().map(|p| p.name.as_str()).collect();
@@ -401,9 +445,9 @@ mod tests {
                 "--invocations",
                 "5",
                 "--set",
-                "a=1",
+                "llc_size=1MB",
                 "--set",
-                "b=2",
+                "l1d_size=32kB",
                 "--system",
                 "default",
                 "--workload",
@@ -416,7 +460,7 @@ mod tests {
     fn run_entries_override_the_base_and_combine_with_the_matrix() {
         let points = expand(&parse(
             "name = 's'\n[base]\nworkload = 'aes-go'\nwarmup = 5\n[matrix]\ncpu = ['timing', 'o3']\n\
-             [[run]]\nwarmup = 1\n[[run]]\nset = ['llc_size=256kB', 'l2_size=1MB']\n",
+             [[run]]\nwarmup = 1\n[[run]]\nset = ['llc_size=256kB', 'l1d_size=32kB']\n",
         ))
         .unwrap();
         let names: Vec<&str> = points.iter().map(|p| p.name.as_str()).collect();
@@ -425,8 +469,8 @@ mod tests {
             [
                 "cpu-timing_warmup-1",
                 "cpu-o3_warmup-1",
-                "cpu-timing_set-llc_size-256kB+l2_size-1MB",
-                "cpu-o3_set-llc_size-256kB+l2_size-1MB"
+                "cpu-timing_set-llc_size-256kB+l1d_size-32kB",
+                "cpu-o3_set-llc_size-256kB+l1d_size-32kB"
             ]
         );
         let first = points[0].args.join(" ");
@@ -482,6 +526,58 @@ mod tests {
         assert!(err.contains("'many'"), "{err}");
         let err = expand_err("name = 's'\n[base]\nworkload = { a = 1 }\n");
         assert!(err.contains("option 'workload'"), "{err}");
+    }
+
+    #[test]
+    fn points_are_checked_as_simctl_run_checks_its_options() {
+        for (options, expected) in [
+            ("invocations = 0", "--invocations 0"),
+            ("pattern = 'rps'", "--pattern rps needs --rps"),
+            ("cpu = 'minor'", "gem5 issue #1206"),
+            ("set = ['=5']", "--set =5"),
+            (
+                "platform = 'qemu'\ncpu = 'o3'",
+                "--cpu o3 applies to gem5 only",
+            ),
+        ] {
+            let err = expand_err(&format!("name = 's'\n[base]\nworkload = 'x'\n{options}\n"));
+            assert!(
+                err.contains("point 'base'") && err.contains(expected),
+                "{options}: {err}"
+            );
+        }
+        let project = crate::project::Project::at(env!("CARGO_MANIFEST_DIR"));
+        let points = expand(&parse(
+            "name = 's'\n[base]\nworkload = 'x'\nplatform = 'qemu'\n\
+             [matrix]\nsystem = ['default', '/nonexistent.toml']\n[[run]]\n[[run]]\n\
+             set = ['memory_size=128']\n",
+        ))
+        .unwrap();
+        let err = format!("{:#}", check_points_in(&project, &points).unwrap_err());
+        assert!(
+            err.contains("point 'system--nonexistent.toml'")
+                && err.contains("/nonexistent.toml is not a file"),
+            "{err}"
+        );
+        let err = format!("{:#}", check_points_in(&project, &points[2..]).unwrap_err());
+        assert!(err.contains("'128' is not a size"), "{err}");
+        check_points_in(&project, &points[..1]).unwrap();
+    }
+
+    #[test]
+    fn the_same_point_twice_is_called_a_duplicate() {
+        let err = expand_err("name = 's'\n[base]\nworkload = 'x'\n[matrix]\ncpu = ['o3', 'o3']\n");
+        assert!(
+            err.starts_with("test.toml:5: [matrix] cpu lists \"o3\" twice"),
+            "{err}"
+        );
+        let err = expand_err(
+            "name = 's'\n[base]\nworkload = 'x'\n[[run]]\nwarmup = 1\n[[run]]\nwarmup = 1\n",
+        );
+        assert!(
+            err.contains("two points are the same run ('warmup-1'") && !err.contains("characters"),
+            "{err}"
+        );
     }
 
     #[test]

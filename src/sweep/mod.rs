@@ -44,7 +44,7 @@ A sweep file:
   invocations = 10
   set = [\"llc_size=1MB\"]
   [matrix]
-  cpu = [\"atomic\", \"timing\", \"minor\", \"o3\"]
+  cpu = [\"atomic\", \"timing\", \"o3\"]
 
 Slurm tasks run in the sweep directory, which must be on a file system the nodes share; they
 find simctl through $SIMCTL_BIN, exported by sbatch with the rest of the environment.")]
@@ -106,6 +106,8 @@ fn current_simctl() -> Result<PathBuf> {
 pub fn run_cli(args: SweepArgs) -> Result<()> {
     let sweep = SweepFile::load(&args.file)?;
     let points = expand(&sweep)?;
+    file::check_points_in(&crate::project::Project::locate()?, &points)
+        .with_context(|| format!("sweep {}", args.file.display()))?;
     let out = args
         .out
         .clone()
