@@ -277,3 +277,71 @@ fn wait_for_qemu(dir: &Path) -> i32 {
     std::thread::sleep(std::time::Duration::from_secs(2));
     pid
 }
+
+/// `--out` holds one run: the same request reuses it, other inputs are refused before any
+/// build (naming what differs), `--force` replaces it; QEMU gets the system's core count.
+#[test]
+fn out_is_reused_only_for_the_same_run() {
+    if !enabled() {
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("run");
+    let short = ["--invocations", "2", "--warmup", "1"];
+    let first = qemu_run("aes-go", &out, &short);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let spec = simctl::run::spec::RunSpec::load(&out).unwrap();
+    assert_eq!((spec.invocations, spec.warmup), (2, 1));
+    assert_eq!(spec.machine.num_cores, 2);
+    assert!(
+        spec.gem5.is_none(),
+        "a QEMU run records no gem5 CPU: {spec:?}"
+    );
+
+    let again = qemu_run("aes-go", &out, &short);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("reusing the finished identical run"));
+
+    let other = [
+        "--invocations",
+        "3",
+        "--warmup",
+        "1",
+        "--set",
+        "num_cores=3",
+    ];
+    let refused = qemu_run("aes-go", &out, &other);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invocations: 2 -> 3") && stderr.contains("machine.num_cores: 2 -> 3"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("kernel: "),
+        "refused after a build step: {stderr}"
+    );
+    assert_eq!(
+        simctl::run::spec::RunSpec::load(&out).unwrap().invocations,
+        2
+    );
+
+    let mut forced = other.to_vec();
+    forced.push("--force");
+    let replaced = qemu_run("aes-go", &out, &forced);
+    assert!(
+        replaced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replaced.stderr)
+    );
+    let spec = simctl::run::spec::RunSpec::load(&out).unwrap();
+    assert_eq!((spec.invocations, spec.machine.num_cores), (3, 3));
+    let csv = std::fs::read_to_string(out.join("results/results.csv")).unwrap();
+    assert_eq!(csv.lines().filter(|l| l.contains(",measured,")).count(), 3);
+    let console = std::fs::read_to_string(out.join("console.log")).unwrap();
+    assert!(console.contains("Brought up 1 node, 3 CPUs"), "{console}");
+}

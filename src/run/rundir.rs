@@ -155,7 +155,8 @@ impl RunDir {
         let path = path.into();
         if path.exists() && !path.is_dir() {
             bail!(
-                "--out {} is a file, not a run directory; hint: give a directory path (it is                  created if missing)",
+                "--out {} is a file, not a run directory; hint: give a directory path (it is \
+                 created if missing)",
                 path.display()
             );
         }
@@ -181,7 +182,8 @@ impl RunDir {
                     format!("simctl pid {holder}")
                 };
                 bail!(
-                    "run directory {} is in use by {holder}; hint: wait for it to finish, or                      give another --out",
+                    "run directory {} is in use by {holder}; hint: wait for it to finish, or \
+                     give another --out",
                     path.display()
                 );
             }
@@ -266,7 +268,8 @@ impl RunDir {
             if let Some(why) = gone {
                 status.state = RunState::Interrupted;
                 status.cause = Some(format!(
-                    "interrupted: status.json says running, but the simctl that ran it stopped                      without finishing ({why}; killed?); logs and partial results are kept"
+                    "interrupted: status.json says running, but the simctl that ran it stopped \
+                     without finishing ({why}; killed?); logs and partial results are kept"
                 ));
             }
         }

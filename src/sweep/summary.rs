@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::local::{End, Outcome, POINT_LOG};
 use crate::fsutil::write_atomic;
-use crate::run::rundir::{RunDir, RunState, Status};
+use crate::run::rundir::{RunState, Status};
 
 /// File name of the summary inside the sweep directory.
 pub const SUMMARY_FILE: &str = "sweep.json";
@@ -63,8 +63,10 @@ pub struct Summary {
     pub points: Vec<PointSummary>,
 }
 
+/// The point's effective status: a `running` left by a simctl that is gone reads as
+/// interrupted.
 fn run_status(point_dir: &Path) -> Option<Status> {
-    RunDir::open(point_dir).status().ok().flatten()
+    crate::run::rundir::status(point_dir).ok().flatten()
 }
 
 /// The last non-empty line of a log, to say why a point failed before it had a status.
@@ -102,7 +104,7 @@ pub fn local_point(dir: &Path, outcome: &Outcome) -> PointSummary {
             });
             let cause = match status {
                 Some(Status {
-                    state: RunState::Failed,
+                    state: RunState::Failed | RunState::Interrupted,
                     cause: Some(cause),
                     ..
                 }) => cause,
@@ -157,6 +159,11 @@ pub fn slurm_point(
             cause,
             ..
         }) => (PointState::Failed, cause),
+        Some(Status {
+            state: RunState::Interrupted,
+            cause,
+            ..
+        }) => (PointState::Interrupted, cause),
         Some(Status {
             state: RunState::Running,
             ..
@@ -306,6 +313,16 @@ mod tests {
         .unwrap();
         let row = slurm_point(dir.path(), "p", true, &output, None);
         assert_eq!((row.state, row.wall_s), (PointState::Ok, Some(60.0)));
+        // A task killed with its simctl leaves `running` behind: it reads as interrupted.
+        std::fs::write(
+            point.join("status.json"),
+            r#"{"state":"running","started_unix_s":100,
+                "writer":{"pid":4194304,"start_ticks":1,"boot_id":"x"}}"#,
+        )
+        .unwrap();
+        let row = slurm_point(dir.path(), "p", false, &output, None);
+        assert_eq!(row.state, PointState::Interrupted);
+        assert!(row.cause.unwrap().contains("pid 4194304 is gone"));
     }
 
     #[test]
