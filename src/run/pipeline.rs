@@ -8,7 +8,7 @@
 //! 3. **run directory** ([`open_run_dir`]): reuse the finished identical run, refuse a
 //!    different one (`--force` replaces it), or start a new attempt.
 //! 4. **platform**: QEMU boots and measures in one process ([`run_qemu`]); gem5 boots and warms
-//!    up into a checkpoint artifact ([`gem5_setup`]) and measures from it ([`gem5_measure`]).
+//!    up into a checkpoint artifact ([`gem5_boot_checkpoint`]) and measures from it ([`gem5_measure`]).
 //! 5. **collect** ([`check_guest`], the report, status.json).
 
 use std::path::{Path, PathBuf};
@@ -186,40 +186,9 @@ fn artifacts(
     kvm: &KvmStatus,
 ) -> Result<Built> {
     let spec = &resolved.spec;
-    let mut kernel_request = KernelRequest::default_gem5(project);
-    if let Some(fragment) = &args.kernel_config {
-        kernel_request.fragments = vec![fragment.clone()];
-    }
-    if let Some(jobs) = args.jobs {
-        kernel_request.jobs = jobs;
-    }
-    let kernel = kernel::build_kernel(project, &kernel_request)?;
-    eprintln!("kernel: {}", kernel.vmlinux.display());
-    let image_request = image::request_with(
-        project,
-        args.image_spec.clone(),
-        std::slice::from_ref(&resolved.workload),
-    )?;
-    let image = image::build_image(project, &image_request)?;
-    eprintln!("image: {}", image.path.display());
-    let image_spec = image::Spec::load(&image_request.spec_path)?;
-
+    let (kernel, image, fast_init) = build_kernel_and_image(project, args, resolved)?;
     let plan = super::plan::make_plan(&resolved.workload, spec).to_toml();
-    let gem5_cpus = spec.gem5.as_ref().map(|g| (g.boot_cpu, g.cpu));
-    let cmdline = KernelCmdline {
-        platform: spec.platform,
-        m5: m5_mode(
-            spec.platform,
-            gem5_cpus.map(|(boot, _)| boot),
-            gem5_cpus.map(|(_, cpu)| cpu),
-        ),
-        isolated_cpu: Some(FUNCTION_CPU as u32),
-        lpj: spec.is_gem5().then_some(GEM5_LPJ),
-        fast_init: image_spec.init == image::Init::Simctl,
-        extra: Vec::new(),
-    }
-    .render();
-
+    let cmdline = kernel_cmdline(spec, fast_init);
     let mut artifacts = Artifacts {
         kernel_key: kernel.key.hex(),
         image_key: image.key.hex(),
@@ -282,6 +251,49 @@ fn artifacts(
     })
 }
 
+/// The kernel and the image with the workload; also whether the image boots simctl-init as
+/// PID 1 (the kernel command line says so).
+fn build_kernel_and_image(
+    project: &Project,
+    args: &RunArgs,
+    resolved: &Resolved,
+) -> Result<(KernelArtifact, ImageArtifact, bool)> {
+    let mut kernel_request = KernelRequest::default_gem5(project);
+    if let Some(fragment) = &args.kernel_config {
+        kernel_request.fragments = vec![fragment.clone()];
+    }
+    if let Some(jobs) = args.jobs {
+        kernel_request.jobs = jobs;
+    }
+    let kernel = kernel::build_kernel(project, &kernel_request)?;
+    eprintln!("kernel: {}", kernel.vmlinux.display());
+    let image_request = image::request_with(
+        project,
+        args.image_spec.clone(),
+        std::slice::from_ref(&resolved.workload),
+    )?;
+    let image = image::build_image(project, &image_request)?;
+    eprintln!("image: {}", image.path.display());
+    let fast_init = image::Spec::load(&image_request.spec_path)?.init == image::Init::Simctl;
+    Ok((kernel, image, fast_init))
+}
+
+fn kernel_cmdline(spec: &RunSpec, fast_init: bool) -> String {
+    KernelCmdline {
+        platform: spec.platform,
+        m5: m5_mode(
+            spec.platform,
+            spec.gem5.as_ref().map(|gem5| gem5.boot_cpu),
+            spec.gem5.as_ref().map(|gem5| gem5.cpu),
+        ),
+        isolated_cpu: Some(FUNCTION_CPU as u32),
+        lpj: spec.is_gem5().then_some(GEM5_LPJ),
+        fast_init,
+        extra: Vec::new(),
+    }
+    .render()
+}
+
 /// What runs the guest, said to the user and recorded.
 fn accelerator(spec: &RunSpec, kvm: &KvmStatus) -> String {
     match (&spec.qemu, &spec.gem5) {
@@ -333,7 +345,7 @@ fn execute(
                 setup.system.to_toml().as_bytes(),
             )?;
             let (checkpoint, console) =
-                gem5_setup(project, dir, setup, &boot, &built.plan, args, tracker)?;
+                gem5_boot_checkpoint(project, dir, setup, &boot, &built.plan, args, tracker)?;
             built.record.provenance.checkpoint = Some(checkpoint.clone());
             write_run_record(dir, &built.record)?;
             gem5_measure(
@@ -494,7 +506,7 @@ impl Gem5Setup {
 /// Phase 4a on gem5: boot on the fast CPU, start the function, warm up, save a checkpoint (an
 /// artifact shared by every run with the same key). Returns the checkpoint and what the
 /// console said (the measure phase continues from that state).
-fn gem5_setup(
+fn gem5_boot_checkpoint(
     project: &Project,
     dir: &RunDir,
     setup: &Gem5Setup,
@@ -510,42 +522,7 @@ fn gem5_setup(
         project
             .store()
             .get_or_build("checkpoints", &setup.checkpoint_key, |staging| {
-                let readfile = staging.join("plan.toml");
-                std::fs::write(&readfile, plan)?;
-                let system = staging.join(SYSTEM_FILE);
-                std::fs::write(&system, setup.system.to_toml())?;
-                let outdir = staging.join("m5out");
-                let phase = Phase::Setup {
-                    fast_cpu: setup.boot_cpu,
-                    checkpoint_dir: staging.join("cpt"),
-                };
-                let mut child = setup
-                    .invocation(boot, outdir.clone(), &readfile, system, phase)
-                    .command()
-                    .spawn_logged(&outdir.join("gem5.log"))?;
-                let bar = progress_bar("gem5 boot + warm-up");
-                let limits = default_limits(
-                    args,
-                    Duration::from_secs(6 * 3600),
-                    Duration::from_secs(1800),
-                );
-                let outcome = follow(
-                    &mut child,
-                    &super::gem5::console_file(&outdir),
-                    &limits,
-                    ConsoleState::default(),
-                    &bar,
-                )?;
-                bar.finish_and_clear();
-                console = outcome.console;
-                boot_wall = outcome.boot_wall;
-                outcome.ended.check()?;
-                if !staging.join("cpt").is_dir() {
-                    bail!(
-                        "gem5 ended without saving a checkpoint; see {}",
-                        outdir.join("gem5.log").display()
-                    );
-                }
+                (console, boot_wall) = boot_to_checkpoint(staging, setup, boot, plan, args)?;
                 Ok(())
             });
     let link = dir.path().join("setup");
@@ -570,6 +547,52 @@ fn gem5_setup(
         tracker.phase_done("gem5-setup", started.elapsed())?;
     }
     Ok((checkpoint.path, console))
+}
+
+/// One gem5 process in `staging` (the checkpoint artifact being built): boot, start the
+/// function, warm up, save `staging/cpt`. Returns what the console said and the boot's wall.
+fn boot_to_checkpoint(
+    staging: &Path,
+    setup: &Gem5Setup,
+    boot: &Boot,
+    plan: &str,
+    args: &RunArgs,
+) -> Result<(ConsoleState, Option<Duration>)> {
+    let readfile = staging.join("plan.toml");
+    std::fs::write(&readfile, plan)?;
+    let system = staging.join(SYSTEM_FILE);
+    std::fs::write(&system, setup.system.to_toml())?;
+    let outdir = staging.join("m5out");
+    let phase = Phase::Setup {
+        fast_cpu: setup.boot_cpu,
+        checkpoint_dir: staging.join("cpt"),
+    };
+    let mut child = setup
+        .invocation(boot, outdir.clone(), &readfile, system, phase)
+        .command()
+        .spawn_logged(&outdir.join("gem5.log"))?;
+    let bar = progress_bar("gem5 boot + warm-up");
+    let limits = default_limits(
+        args,
+        Duration::from_secs(6 * 3600),
+        Duration::from_secs(1800),
+    );
+    let outcome = follow(
+        &mut child,
+        &super::gem5::console_file(&outdir),
+        &limits,
+        ConsoleState::default(),
+        &bar,
+    )?;
+    bar.finish_and_clear();
+    outcome.ended.check()?;
+    if !staging.join("cpt").is_dir() {
+        bail!(
+            "gem5 ended without saving a checkpoint; see {}",
+            outdir.join("gem5.log").display()
+        );
+    }
+    Ok((outcome.console, outcome.boot_wall))
 }
 
 /// Phase 4b on gem5: restore the checkpoint on the measured CPU; one stats dump per measured
