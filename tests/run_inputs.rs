@@ -76,6 +76,15 @@ fn bad_options_fail_before_any_build_naming_the_option() {
         ),
         (&["--cpu", "o3"], "--cpu o3 applies to gem5 only"),
         (&["--cpu", "minor"], "gem5 issue #1206"),
+        (
+            &["--kernel-config", "/nonexistent.config"],
+            "--kernel-config /nonexistent.config: no such file",
+        ),
+        (
+            &["--image-spec", "/nonexistent.toml"],
+            "--image-spec /nonexistent.toml: no such file",
+        ),
+        (&["--jobs", "0"], "--jobs 0: give at least 1"),
     ] {
         let mut args = base.to_vec();
         args.extend_from_slice(extra);

@@ -17,7 +17,7 @@ use super::gem5::FastCpu;
 use super::kvm::KvmStatus;
 use super::qemu::Accel;
 use super::rundir::RunDir;
-use super::system::{ByteSize, SystemSpec, parse_overrides};
+use super::system::{ByteSize, QEMU_KEYS, SystemSpec, parse_overrides};
 use super::{Arrival, CpuModel, Pattern, RunArgs};
 use crate::cache::CacheKey;
 use crate::project::Project;
@@ -36,16 +36,6 @@ const DEFAULT_PARALLEL: u64 = 2;
 const DEFAULT_PAUSE_MS: u64 = 100;
 /// The methodology's in-order core (serverless-suite "dual in-order cores", vSwarm-u `simple`).
 pub const DEFAULT_CPU: CpuModel = CpuModel::Timing;
-/// System keys that only gem5 models; QEMU takes num_cores and memory_size.
-const GEM5_ONLY_KEYS: [&str; 7] = [
-    "clock",
-    "l1i_size",
-    "l1i_assoc",
-    "l1d_size",
-    "l1d_assoc",
-    "llc_size",
-    "llc_assoc",
-];
 
 /// How the client sends requests, with the parameters of that pattern only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -278,7 +268,35 @@ pub fn check_args(args: &RunArgs, platform: Option<PlatformKind>) -> Result<Chec
              default) or --cpu o3 (out-of-order)"
         );
     }
-    if platform == Some(PlatformKind::Qemu) {
+    for (option, path) in [
+        ("--kernel-config", &args.kernel_config),
+        ("--image-spec", &args.image_spec),
+    ] {
+        if let Some(path) = path
+            && !path.is_file()
+        {
+            bail!(
+                "{option} {}: no such file; hint: see kernel-configs/ and disk-image/",
+                path.display()
+            );
+        }
+    }
+    if args.jobs == Some(0) {
+        bail!("--jobs 0: give at least 1 (or leave it out: all cores)");
+    }
+    if let Some(platform) = platform {
+        check_platform(args, &overrides, platform)?;
+    }
+    Ok(CheckedArgs { load, overrides })
+}
+
+/// Options the platform does not have are errors (QEMU: `--cpu`, the clock and cache keys).
+fn check_platform(
+    args: &RunArgs,
+    overrides: &[(String, String)],
+    platform: PlatformKind,
+) -> Result<()> {
+    if platform == PlatformKind::Qemu {
         if let Some(cpu) = args.cpu {
             bail!(
                 "--cpu {} applies to gem5 only: QEMU runs the guest on its own CPU (KVM or TCG); \
@@ -288,7 +306,7 @@ pub fn check_args(args: &RunArgs, platform: Option<PlatformKind>) -> Result<Chec
         }
         if let Some((key, _)) = overrides
             .iter()
-            .find(|(key, _)| GEM5_ONLY_KEYS.contains(&key.as_str()))
+            .find(|(key, _)| !QEMU_KEYS.contains(&key.as_str()))
         {
             bail!(
                 "--set {key}=...: QEMU does not model {key} (it takes only num_cores and \
@@ -296,7 +314,7 @@ pub fn check_args(args: &RunArgs, platform: Option<PlatformKind>) -> Result<Chec
             );
         }
     }
-    Ok(CheckedArgs { load, overrides })
+    Ok(())
 }
 
 /// The load pattern with its parameters; a parameter of another pattern is an error, so that
@@ -428,15 +446,11 @@ pub struct Checked {
 /// known, and the system file with its overrides. Sweeps check every point with this before
 /// anything runs.
 pub fn check_inputs(project: &Project, args: &RunArgs) -> Result<Checked> {
+    let checked = check_args(args, args.platform)?;
     let gem5 = project.gem5()?;
     let (platform, platform_why) = choose_platform(args.platform, gem5.as_deref())?;
-    let checked = check_args(args, Some(platform)).map_err(|err| {
-        if args.platform.is_none() {
-            err.context(format!("the platform is {platform}: {platform_why}"))
-        } else {
-            err
-        }
-    })?;
+    check_platform(args, &checked.overrides, platform)
+        .with_context(|| format!("the platform is {platform}: {platform_why}"))?;
     let (system_file, system) = resolve_system(project, args, platform)?;
     Ok(Checked {
         platform,

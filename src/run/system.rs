@@ -28,6 +28,8 @@ pub const SYSTEM_KEYS: [&str; 9] = [
     "llc_assoc",
     "memory_size",
 ];
+/// The keys QEMU takes; the others (clock, caches) only gem5 models.
+pub const QEMU_KEYS: [&str; 2] = ["num_cores", "memory_size"];
 
 /// The function runs on core 1 and the client on core 0, so a machine needs both.
 const MIN_CORES: u64 = 2;
