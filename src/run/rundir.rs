@@ -69,10 +69,11 @@ impl std::fmt::Display for RunState {
     }
 }
 
-/// The simctl process that wrote a status: pid, its start time and the machine's boot, so that
-/// a reused pid or a reboot is not mistaken for it.
+/// The simctl process that wrote a status: host, pid, its start time and the machine's boot,
+/// so that a reused pid or a reboot is not mistaken for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Writer {
+    pub host: String,
     pub pid: u32,
     /// Start time of the process in clock ticks after boot (`/proc/PID/stat` field 22).
     pub start_ticks: u64,
@@ -83,16 +84,34 @@ impl Writer {
     fn me() -> Writer {
         let pid = std::process::id();
         Writer {
+            host: host_name(),
             pid,
             start_ticks: start_ticks(pid).unwrap_or(0),
             boot_id: boot_id(),
         }
     }
 
-    /// Whether that process is still running on this boot of this machine.
-    pub fn alive(&self) -> bool {
-        self.boot_id == boot_id() && start_ticks(self.pid) == Some(self.start_ticks)
+    /// Why that process is certainly gone, or None while it may still run. A run on another
+    /// host (a Slurm node seen from the login node) cannot be checked from here: it may run.
+    pub fn gone(&self) -> Option<String> {
+        if self.host != host_name() {
+            return None;
+        }
+        if self.boot_id != boot_id() {
+            return Some(format!("{} has rebooted since", self.host));
+        }
+        if start_ticks(self.pid) != Some(self.start_ticks) {
+            return Some(format!("pid {} is gone", self.pid));
+        }
+        None
     }
+}
+
+fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn boot_id() -> String {
@@ -261,8 +280,7 @@ impl RunDir {
         };
         if status.state == RunState::Running {
             let gone = match &status.writer {
-                Some(writer) if writer.alive() => None,
-                Some(writer) => Some(format!("pid {} is gone", writer.pid)),
+                Some(writer) => writer.gone(),
                 None => Some("the status names no process".to_string()),
             };
             if let Some(why) = gone {
@@ -427,7 +445,7 @@ mod tests {
         written.writer = Some(Writer {
             pid,
             start_ticks: 1,
-            boot_id: boot_id(),
+            ..Writer::me()
         });
         dir.write_status(&written).unwrap();
         let read = status(temp.path()).unwrap().unwrap();

@@ -317,12 +317,16 @@ mod tests {
         std::fs::write(
             point.join("status.json"),
             r#"{"state":"running","started_unix_s":100,
-                "writer":{"pid":4194304,"start_ticks":1,"boot_id":"x"}}"#,
+                "writer":{"host":"HOST","pid":4194304,"start_ticks":1,"boot_id":"x"}}"#
+                .replace(
+                    "HOST",
+                    &rustix::system::uname().nodename().to_string_lossy(),
+                ),
         )
         .unwrap();
         let row = slurm_point(dir.path(), "p", false, &output, None);
         assert_eq!(row.state, PointState::Interrupted);
-        assert!(row.cause.unwrap().contains("pid 4194304 is gone"));
+        assert!(row.cause.unwrap().contains("has rebooted since"));
     }
 
     #[test]
