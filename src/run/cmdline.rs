@@ -29,25 +29,9 @@ impl fmt::Display for PlatformKind {
     }
 }
 
-/// How the guest triggers m5 ops (see guest/src/m5.rs): the magic instruction on gem5's own
-/// CPUs, the MMIO page under gem5's KVM CPU, nothing under QEMU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum M5Mode {
-    Inst,
-    Addr,
-    Off,
-}
-
-impl fmt::Display for M5Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            M5Mode::Inst => "inst",
-            M5Mode::Addr => "addr",
-            M5Mode::Off => "off",
-        })
-    }
-}
+/// How the guest triggers m5 ops: the guest's own definition (guest/src/m5.rs), so that the
+/// word the host writes is the word the guest parses.
+pub use simctl_guest::m5::Mode as M5Mode;
 
 /// The m5 trigger for a run. One word on the kernel command line serves the whole run: on
 /// gem5 the boot CPU executes the ops up to the checkpoint and the measured CPU the ones after
@@ -135,6 +119,19 @@ mod tests {
                 mode,
                 "{platform} boot {boot:?} measured {measured:?}"
             );
+            // The guest reads the mode back from the command line the host renders.
+            let rendered = KernelCmdline {
+                platform,
+                m5: mode,
+                isolated_cpu: Some(1),
+                lpj: None,
+                fast_init: true,
+                extra: vec![],
+            }
+            .render();
+            let read = simctl_guest::m5::cmdline_value(&rendered, "simctl.m5")
+                .and_then(M5Mode::parse);
+            assert_eq!(read, Some(mode), "{rendered}");
         }
     }
 
