@@ -129,8 +129,8 @@ mod tests {
                 extra: vec![],
             }
             .render();
-            let read = simctl_guest::m5::cmdline_value(&rendered, "simctl.m5")
-                .and_then(M5Mode::parse);
+            let read =
+                simctl_guest::m5::cmdline_value(&rendered, "simctl.m5").and_then(M5Mode::parse);
             assert_eq!(read, Some(mode), "{rendered}");
         }
     }

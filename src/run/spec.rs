@@ -77,7 +77,9 @@ pub struct QemuSpec {
     pub accel: Accel,
 }
 
-/// Everything a run's results depend on, besides the artifacts it runs on.
+/// Everything a run's results depend on, besides the artifacts it runs on. A new input (e.g.
+/// an isolation mode) is a new field; an `Option` skipped when `None` keeps the keys of
+/// existing runs, anything else needs a new `RUN_RECIPE`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
