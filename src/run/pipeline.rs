@@ -109,8 +109,8 @@ fn claim_out(out: &Path, spec: &RunSpec, force: bool) -> Result<(RunDir, RunLock
 
 fn refusal(dir: &RunDir, changed: &[String]) -> String {
     format!(
-        "--out {} holds a run of other inputs ({}); hint: give another --out, or add --force to \
-         replace that run",
+        "run directory {} holds a run of other inputs ({}); hint: give another --out, or add \
+         --force to replace that run",
         dir.path().display(),
         changed.join(", ")
     )
