@@ -85,10 +85,14 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
     );
     assert!(console.contains("isolcpus=1"), "{console}");
     assert!(console.contains("SIMCTL-DONE status=ok"));
-    let run_toml = std::fs::read_to_string(run_dir.join("run.toml")).unwrap();
-    for key in ["kernel_key", "image_key", "kernel_cmdline", "accelerator"] {
-        assert!(run_toml.contains(key), "run.toml lacks {key}:\n{run_toml}");
-    }
+    let record = simctl::run::spec::RunRecord::load(&run_dir).unwrap();
+    assert!(
+        !record.artifacts.kernel_key.is_empty()
+            && !record.artifacts.image_key.is_empty()
+            && record.artifacts.kernel_cmdline.contains("simctl.m5=off")
+            && !record.provenance.accelerator.is_empty(),
+        "{record:?}"
+    );
     assert!(
         std::fs::read_to_string(run_dir.join("report.md"))
             .unwrap()
@@ -168,12 +172,11 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
     );
 
     // The image is a plain partitioned raw disk: inspect it without mounting.
-    let run_toml = std::fs::read_to_string(run_dir.join("run.toml")).unwrap();
-    let image = run_toml
-        .lines()
-        .find_map(|l| l.strip_prefix("image = "))
+    let image = simctl::run::spec::RunRecord::load(&run_dir)
         .unwrap()
-        .trim_matches('"')
+        .provenance
+        .image
+        .display()
         .to_string();
     let partition = format!("{image}?offset=1048576");
     let Ok(debugfs) = Command::new("debugfs")
