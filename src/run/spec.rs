@@ -51,6 +51,27 @@ pub enum LoadPattern {
     Streams { parallel: u64 },
 }
 
+/// For people (reports, tables): `closed`, `rps 50/s poisson`, `rounds of 2, 100 ms apart`,
+/// `2 streams`.
+impl std::fmt::Display for LoadPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadPattern::Closed => write!(f, "closed"),
+            LoadPattern::Rps { rate, arrival } => {
+                let arrival = match arrival {
+                    Arrival::Uniform => "uniform",
+                    Arrival::Poisson => "poisson",
+                };
+                write!(f, "rps {rate}/s {arrival}")
+            }
+            LoadPattern::Rounds { parallel, pause_ms } => {
+                write!(f, "rounds of {parallel}, {pause_ms} ms apart")
+            }
+            LoadPattern::Streams { parallel } => write!(f, "{parallel} streams"),
+        }
+    }
+}
+
 /// The machine both platforms build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -589,6 +610,24 @@ mod tests {
         assert_eq!(
             load("--workload w --pattern streams --parallel 3").unwrap(),
             LoadPattern::Streams { parallel: 3 }
+        );
+        let shown: Vec<String> = [
+            "--workload w",
+            "--workload w --pattern rps --rps 2.5 --arrival uniform",
+            "--workload w --pattern rounds --pause 1s",
+            "--workload w --pattern streams",
+        ]
+        .iter()
+        .map(|line| load(line).unwrap().to_string())
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                "closed",
+                "rps 2.5/s uniform",
+                "rounds of 2, 1000 ms apart",
+                "2 streams"
+            ]
         );
     }
 
