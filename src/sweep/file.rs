@@ -234,8 +234,8 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<Point>> {
         if let Some(twin) = seen.insert(point.name.as_str(), point) {
             if twin.args == point.args {
                 bail!(
-                    "{}two points are the same run ('{}': two [[run]] entries give the same \
-                     options); remove one",
+                    "{}two points are the same run ('{}': the same options, from two equal \
+                     [[run]] entries or one value written twice, e.g. 1 and \"1\"); remove one",
                     sweep.file_prefix(),
                     point.name
                 );
@@ -576,6 +576,11 @@ mod tests {
         );
         assert!(
             err.contains("two points are the same run ('warmup-1'") && !err.contains("characters"),
+            "{err}"
+        );
+        let err = expand_err("name = 's'\n[base]\nworkload = 'x'\n[matrix]\nwarmup = [1, '1']\n");
+        assert!(
+            err.contains("two points are the same run ('warmup-1'"),
             "{err}"
         );
     }
