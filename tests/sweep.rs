@@ -314,3 +314,23 @@ fn slurm_qemu_sweep_runs_as_an_array_job() {
     );
     assert_smoke_points_ok(&output, temp.path());
 }
+
+#[test]
+fn a_point_simctl_run_would_refuse_stops_the_sweep_before_any_point_runs() {
+    let temp = tempfile::tempdir().unwrap();
+    let file = write_sweep(
+        temp.path(),
+        "name = \"bad\"\n[base]\nworkload = \"aes-go\"\nplatform = \"qemu\"\n\
+         [matrix]\nsystem = [\"default\", \"/nonexistent.toml\"]\n",
+    );
+    let out = temp.path().join("out");
+    let output = simctl(&["sweep", "--out"], &[&out, &file]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("point 'system--nonexistent.toml'")
+            && stderr.contains("/nonexistent.toml is not a file"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing may run or be written");
+}
