@@ -12,11 +12,7 @@ pub mod report;
 pub mod rundir;
 pub mod watch;
 
-use std::path::Path;
-
-use anyhow::{Context, Result};
-
-use crate::process::Command;
+use anyhow::Result;
 
 /// Run a workload in gem5 or QEMU: warm-up invocations, then measured ones, each measured
 /// invocation with its own gem5 stats dump.
@@ -131,14 +127,4 @@ pub enum Arrival {
 
 pub fn run_cli(args: RunArgs) -> Result<()> {
     pipeline::run(&args).map(|_| ())
-}
-
-/// The version gem5 reports for itself (`gem5.opt -B` prints its build information and exits).
-pub fn gem5_version(gem5: &Path) -> Result<String> {
-    let output = Command::new(gem5).arg("-B").read_stdout()?;
-    output
-        .lines()
-        .find_map(|line| line.strip_prefix("gem5 version "))
-        .map(|version| version.trim().to_string())
-        .with_context(|| format!("`{} -B` did not print a gem5 version", gem5.display()))
 }

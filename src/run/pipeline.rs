@@ -17,7 +17,7 @@ use super::qemu::{Accel, QemuMachine};
 use super::rundir::{RunDir, RunState, StatusTracker};
 use super::watch::{PhaseLimits, follow, progress_bar};
 use super::{RunArgs, plan::FUNCTION_CPU};
-use crate::cache::{CacheKey, hash_file, hash_tree};
+use crate::cache::{CacheKey, hash_tree};
 use crate::fsutil::write_atomic;
 use crate::image::{self, ImageArtifact};
 use crate::kernel::{self, KernelArtifact, KernelRequest};
@@ -60,8 +60,8 @@ struct RunRecord {
 fn choose_platform(args: &RunArgs, gem5: &Option<PathBuf>) -> Result<(PlatformKind, String)> {
     match (args.platform, gem5) {
         (Some(PlatformKind::Gem5), None) => bail!(
-            "--platform gem5 needs a gem5 binary; hint: build gem5 (scons build/X86/gem5.opt) and set \
-             SIMCTL_GEM5 or `gem5 = ...` in simctl.toml"
+            "--platform gem5 needs a gem5 binary; hint: `simctl build-gem5 --source <gem5 checkout>` \
+             (or set SIMCTL_GEM5 or `gem5 = ...` in simctl.toml)"
         ),
         (Some(platform), _) => Ok((platform, "chosen with --platform".into())),
         (None, Some(path)) => Ok((
@@ -70,7 +70,7 @@ fn choose_platform(args: &RunArgs, gem5: &Option<PathBuf>) -> Result<(PlatformKi
         )),
         (None, None) => Ok((
             PlatformKind::Qemu,
-            "no gem5 binary configured (SIMCTL_GEM5 / simctl.toml)".into(),
+            "no gem5 (SIMCTL_GEM5, simctl.toml, or a `simctl build-gem5` build)".into(),
         )),
     }
 }
@@ -384,7 +384,8 @@ impl Gem5Setup {
                 configs.join("systems").display()
             );
         }
-        let binary_hash = hash_file(binary)?;
+        // Once per binary file (stat-keyed record), not a 1.3 s read of gem5.opt per run.
+        let binary_hash = crate::gem5build::content_hash(&project.cache_dir(), binary)?;
         let config_hash = hash_tree(&configs)?;
         let (fast_cpu, fast_cpu_why) = match super::kvm::probe() {
             super::kvm::KvmStatus::Usable => (FastCpu::Kvm, "boot on gem5 KVM CPU".to_string()),
