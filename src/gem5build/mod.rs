@@ -6,9 +6,9 @@
 //!   build stopped by Ctrl-C, kill -9 or a reboot resumes there (scons rebuilds only what is
 //!   missing). One build per work directory at a time: a lock file, and a scons left running by
 //!   a killed simctl is waited for, never doubled.
-//! * scons runs with Debian's Python (`/usr/bin` first on PATH, `PYTHON_CONFIG` =
-//!   `/usr/bin/python3-config`), so gem5 links the system's libpython and runs without
-//!   `LD_LIBRARY_PATH`, whatever pyenv or conda put on the user's PATH.
+//! * scons runs with Debian's Python (`/usr/bin/scons`, `/usr/bin` first on PATH so gem5's
+//!   python3-config is `/usr/bin/python3-config`), so gem5 links the system's libpython and
+//!   runs without `LD_LIBRARY_PATH`, whatever pyenv or conda put on the user's PATH.
 //! * Publication: only a binary that exists and answers `-B` becomes a cache entry
 //!   `<cache>/gem5/<key>/` (key: source identity, variant, ISA, scons options); the entry holds
 //!   the binary (a hard link), gem5's `configs/` and `build.toml`, and becomes the recorded build.
@@ -286,7 +286,8 @@ fn wait_for_running_scons(
     Ok(())
 }
 
-/// The scons command: Debian's scons and python3-config first, whatever else is on PATH.
+/// The scons command: Debian's scons, and /usr/bin first on PATH so that gem5's default
+/// `PYTHON_CONFIG` (python3-config) is Debian's, whatever pyenv or conda put on PATH.
 fn scons_command(request: &Gem5Request) -> Result<Command> {
     let scons = ["/usr/bin/scons"]
         .map(PathBuf::from)
@@ -310,8 +311,7 @@ fn scons_command(request: &Gem5Request) -> Result<Command> {
         .arg(request.target())
         .arg(format!("-j{}", request.jobs))
         .args(SCONS_OPTIONS)
-        .env("PATH", path)
-        .env("PYTHON_CONFIG", SYSTEM_PYTHON_CONFIG))
+        .env("PATH", path))
 }
 
 /// Runs scons with a progress bar; returns the host seconds it took.
