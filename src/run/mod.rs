@@ -1,5 +1,6 @@
 //! `simctl run`: from a workload name to per-invocation numbers, on gem5 or QEMU.
 
+pub mod checkpoint;
 pub mod cmdline;
 pub mod console;
 pub mod doctor;

@@ -26,7 +26,6 @@ use crate::project::Project;
 use crate::workloads::Workload;
 
 const RUN_RECIPE: u32 = 1;
-const CHECKPOINT_RECIPE: u32 = 1;
 /// Loops per jiffy for the gem5 guest: skips the delay-loop calibration (simulated seconds).
 const GEM5_LPJ: u64 = 7_999_923;
 
@@ -453,13 +452,18 @@ fn run_gem5(
         image,
         cmdline,
     };
-    let checkpoint_key = CacheKey::new("checkpoint", CHECKPOINT_RECIPE)
-        .key("gem5", &setup.key)
-        .key("kernel", &kernel.key)
-        .key("image", &image.key)
-        .text("plan", plan)
-        .text("cmdline", cmdline)
-        .text("fast_cpu", setup.fast_cpu.name());
+    let checkpoint_key = super::checkpoint::CheckpointInputs {
+        gem5: &setup.binary_hash,
+        config_script: &setup.config_script,
+        system: &setup.system,
+        overrides: &args.overrides,
+        kernel: &kernel.key,
+        image: &image.key,
+        plan,
+        cmdline,
+        fast_cpu: setup.fast_cpu.name(),
+    }
+    .key()?;
     let started = Instant::now();
     let mut console = ConsoleState::default();
     let mut boot_wall = None;
