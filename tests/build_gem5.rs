@@ -307,3 +307,51 @@ fn after_kill_9_the_next_call_waits_for_the_orphaned_scons_instead_of_starting_a
     assert!(stderr.contains("is still building"), "{stderr}");
     assert!(env.cache.path().join("gem5/recorded.toml").is_file());
 }
+
+/// gem5 built against a Python whose libpython is not on the loader's path (what a pyenv or
+/// conda python3-config gives): doctor names the library, the cause and the fix.
+#[test]
+fn doctor_explains_a_gem5_whose_libpython_the_loader_cannot_find() {
+    let dir = tempfile::tempdir().unwrap();
+    let cc = |args: &[&str]| {
+        let status = Command::new("gcc")
+            .current_dir(dir.path())
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "gcc {args:?}");
+    };
+    std::fs::write(
+        dir.path().join("py.c"),
+        "int Py_Initialize(void) { return 0; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("gem5.c"),
+        "int Py_Initialize(void);\nint main(void) { return Py_Initialize(); }\n",
+    )
+    .unwrap();
+    cc(&[
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libpython9.99.so.1.0",
+        "-o",
+        "libpython9.99.so.1.0",
+        "py.c",
+    ]);
+    cc(&["-o", "gem5.opt", "gem5.c", "./libpython9.99.so.1.0"]);
+    let env = Env::new();
+    let doctor = env
+        .command(&["doctor", "--stage", "run-gem5"])
+        .env("SIMCTL_GEM5", dir.path().join("gem5.opt"))
+        .output()
+        .unwrap();
+    let table = text(&doctor.stdout);
+    assert!(table.contains("does not start"), "{table}");
+    assert!(
+        table.contains("cannot find libpython9.99.so.1.0"),
+        "{table}"
+    );
+    assert!(table.contains("simctl build-gem5"), "{table}");
+    assert!(table.contains("LD_LIBRARY_PATH"), "{table}");
+}

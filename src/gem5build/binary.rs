@@ -42,11 +42,17 @@ pub fn build_info(gem5: &Path) -> Result<BuildInfo> {
     let output = match Command::new(gem5).arg("-B").read_stdout() {
         Ok(output) => output,
         Err(err) => {
-            let hint = match libpython(gem5) {
-                Ok(LibPython::Missing { name }) => missing_libpython_hint(&name),
-                _ => "hint: rebuild it with `simctl build-gem5`".to_string(),
-            };
-            return Err(err.context(format!("{} does not start; {hint}", gem5.display())));
+            return Err(match libpython(gem5) {
+                Ok(LibPython::Missing { name }) => anyhow::anyhow!(
+                    "{} does not start: {}",
+                    gem5.display(),
+                    missing_libpython_hint(&name)
+                ),
+                _ => err.context(format!(
+                    "{} does not start; hint: rebuild it with `simctl build-gem5`",
+                    gem5.display()
+                )),
+            });
         }
     };
     parse_build_info(&output)
@@ -103,14 +109,12 @@ pub fn libpython(gem5: &Path) -> Result<LibPython> {
     }
 }
 
-/// What to tell the user when the loader cannot find gem5's libpython.
+/// Why the loader cannot find gem5's libpython, and what to do about it.
 pub fn missing_libpython_hint(name: &str) -> String {
     format!(
-        "the loader cannot find {name}, which gem5 was linked against: it was built with a \
-         Python that is not the system's (pyenv, conda, a venv's python3-config); hint: rebuild \
-         with `simctl build-gem5` (it builds with Debian's /usr/bin/python3-config, whose \
-         libpython the loader finds), or set LD_LIBRARY_PATH to the lib directory of the \
-         Python that built it"
+        "the loader cannot find {name}: gem5 was linked against a Python that is not the \
+         system's (pyenv, conda, a venv); hint: rebuild it with `simctl build-gem5` (which uses \
+         Debian's /usr/bin/python3-config), or set LD_LIBRARY_PATH to that Python's lib directory"
     )
 }
 

@@ -73,6 +73,7 @@ pub struct BuildGem5Args {
     /// included; v24.0.0.1 for a URL).
     #[arg(long)]
     pub rev: Option<String>,
+    /// gem5 build variant.
     #[arg(long, value_enum, default_value_t = Variant::Opt)]
     pub variant: Variant,
     /// ISA build configuration (a file in gem5's build_opts/).

@@ -139,35 +139,44 @@ fn gem5_checks(project: &Project) -> Vec<Check> {
             )];
         }
     };
-    let python = match crate::gem5build::libpython(&gem5.path) {
+    let python = crate::gem5build::libpython(&gem5.path);
+    let python_verdict = match &python {
         Ok(LibPython::Found { name, path }) => Verdict::Ok(format!("{name} => {}", path.display())),
         Ok(LibPython::NotLinked) => Verdict::Ok("not linked against a shared libpython".into()),
-        Ok(LibPython::Missing { name }) => Verdict::Broken {
-            detail: format!(
-                "{} needs {name}, which the loader cannot find",
-                gem5.path.display()
-            ),
-            hint: crate::gem5build::missing_libpython_hint(&name),
-        },
+        Ok(LibPython::Missing { name }) => {
+            let (detail, hint) = crate::gem5build::missing_libpython_hint(name)
+                .split_once("; hint: ")
+                .map(|(detail, hint)| (detail.to_string(), hint.to_string()))
+                .unwrap_or_default();
+            Verdict::Broken { detail, hint }
+        }
         Err(err) => Verdict::Broken {
             detail: format!("{err:#}"),
             hint: "apt-get install libc-bin (ldd)".into(),
         },
     };
-    let binary = match crate::gem5build::build_info(&gem5.path) {
-        Ok(info) => Verdict::Ok(format!(
+    let binary = match (&python, crate::gem5build::build_info(&gem5.path)) {
+        (_, Ok(info)) => Verdict::Ok(format!(
             "gem5 {} ({}) at {}; found by {}",
             info.version,
             info.isas.join(", "),
             gem5.path.display(),
             gem5.found_by
         )),
-        Err(err) => Verdict::Broken {
+        (Ok(LibPython::Missing { name }), Err(_)) => Verdict::Broken {
+            detail: format!(
+                "{} (found by {}) does not start: it needs {name}",
+                gem5.path.display(),
+                gem5.found_by
+            ),
+            hint: "see the libpython line".into(),
+        },
+        (_, Err(err)) => Verdict::Broken {
             detail: format!("{err:#} (found by {})", gem5.found_by),
             hint: "rebuild it: simctl build-gem5".into(),
         },
     };
-    vec![check("gem5", binary), check("libpython", python)]
+    vec![check("gem5", binary), check("libpython", python_verdict)]
 }
 
 /// What `simctl build-gem5` needs: scons, m4, Debian's python3-config and the libraries gem5
