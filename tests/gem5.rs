@@ -19,6 +19,10 @@ fn gem5() -> PathBuf {
 const INVOCATIONS: usize = 5;
 
 fn run(out: &Path, cpu: &str) -> String {
+    run_with(out, cpu, &[])
+}
+
+fn run_with(out: &Path, cpu: &str, extra: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_simctl"))
         .args([
             "run",
@@ -32,7 +36,9 @@ fn run(out: &Path, cpu: &str) -> String {
             "3",
             "--force",
         ])
-        .args(["--cpu", cpu, "--out"])
+        .args(["--cpu", cpu])
+        .args(extra)
+        .arg("--out")
         .arg(out)
         .output()
         .unwrap();
@@ -42,6 +48,59 @@ fn run(out: &Path, cpu: &str) -> String {
         "gem5 run on {cpu} failed:\n{stderr}"
     );
     stderr
+}
+
+/// The points of sweeps/aes-llc-cpu.toml: three LLC sizes times two CPU models boot once.
+#[test]
+#[ignore = "needs gem5: run with SIMCTL_GEM5=... cargo test -- --ignored"]
+fn six_cache_and_cpu_points_share_one_boot_and_warm_up() {
+    gem5();
+    let temp = tempfile::tempdir().unwrap();
+    let mut checkpoints = Vec::new();
+    let mut setups = 0;
+    for cpu in ["timing", "o3"] {
+        for llc in ["128kB", "256kB", "1MB"] {
+            let dir = temp.path().join(format!("{cpu}-{llc}"));
+            let set = format!("llc_size={llc}");
+            run_with(&dir, cpu, &["--set", &set]);
+            let record: toml::Table =
+                toml::from_str(&std::fs::read_to_string(dir.join("run.toml")).unwrap()).unwrap();
+            checkpoints.push(record["checkpoint"].as_str().unwrap().to_string());
+            let status: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap())
+                    .unwrap();
+            let booted = status["phases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|phase| phase["name"] == "gem5-setup");
+            setups += usize::from(booted);
+            // The measured phase ran on this point's caches, not the boot's.
+            let config = std::fs::read_to_string(dir.join("m5out/config.ini")).unwrap();
+            assert!(
+                config.contains(&format!("size={}", llc_bytes(llc))),
+                "{cpu} {llc}: the LLC of config.ini"
+            );
+        }
+    }
+    assert!(
+        checkpoints.iter().all(|c| c == &checkpoints[0]),
+        "one checkpoint for all six points: {checkpoints:?}"
+    );
+    assert!(
+        setups <= 1,
+        "at most the first point boots (none when the cache had it)"
+    );
+}
+
+fn llc_bytes(size: &str) -> u64 {
+    let (number, unit) = size.split_at(size.find(|c: char| c.is_alphabetic()).unwrap());
+    let factor = match unit {
+        "kB" => 1024,
+        "MB" => 1024 * 1024,
+        other => panic!("unit {other}"),
+    };
+    number.parse::<u64>().unwrap() * factor
 }
 
 /// stats.txt without the host-side stats, which differ from run to run.
