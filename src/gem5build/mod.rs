@@ -111,8 +111,13 @@ impl Gem5Request {
                 args.isa
             );
         }
+        let source = SourceArg::parse(&source_text)?;
+        let source_text = match &source {
+            SourceArg::Git(path) | SourceArg::Tarball(path) => path.display().to_string(),
+            SourceArg::Url(url) => url.clone(),
+        };
         Ok(Gem5Request {
-            source: SourceArg::parse(&source_text)?,
+            source,
             source_text,
             rev: args.rev,
             variant: args.variant,

@@ -45,7 +45,7 @@ impl SourceArg {
                 .file_name()
                 .is_some_and(|name| name.to_string_lossy().contains(".tar"))
             {
-                return Ok(SourceArg::Tarball(path.to_path_buf()));
+                return Ok(SourceArg::Tarball(absolute(path)));
             }
             bail!(
                 "--source {text} is a file but not a tarball (.tar, .tar.gz, .tar.xz, ...); hint: \
@@ -64,8 +64,13 @@ impl SourceArg {
                  git commit` in it"
             );
         }
-        Ok(SourceArg::Git(path.to_path_buf()))
+        Ok(SourceArg::Git(absolute(path)))
     }
+}
+
+/// The path as recorded in build.toml: absolute, so the record means the same from anywhere.
+fn absolute(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// How to write the source into the work directory.
@@ -288,7 +293,7 @@ mod tests {
         let repo = repo();
         assert_eq!(
             SourceArg::parse(repo.path().to_str().unwrap()).unwrap(),
-            SourceArg::Git(repo.path().to_path_buf())
+            SourceArg::Git(repo.path().canonicalize().unwrap())
         );
         assert_eq!(
             SourceArg::parse("https://github.com/gem5/gem5.git").unwrap(),
