@@ -130,7 +130,7 @@ impl Project {
         Ok(self.locate_gem5()?.map(|gem5| gem5.path))
     }
 
-    /// [`Project::gem5`] and how it was found (for `simctl doctor` and run records).
+    /// [`Project::gem5`] and how it was found (for `simctl doctor`).
     /// A configured path that is not an executable file is an error, not "no gem5".
     pub fn locate_gem5(&self) -> Result<Option<LocatedGem5>> {
         let (path, found_by) =

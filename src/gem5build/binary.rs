@@ -110,12 +110,22 @@ pub fn libpython(gem5: &Path) -> Result<LibPython> {
 }
 
 /// Why the loader cannot find gem5's libpython, and what to do about it.
-pub fn missing_libpython_hint(name: &str) -> String {
-    format!(
-        "the loader cannot find {name}: gem5 was linked against a Python that is not the \
-         system's (pyenv, conda, a venv); hint: rebuild it with `simctl build-gem5` (which uses \
-         Debian's /usr/bin/python3-config), or set LD_LIBRARY_PATH to that Python's lib directory"
+pub fn missing_libpython(name: &str) -> (String, String) {
+    (
+        format!(
+            "the loader cannot find {name}: gem5 was linked against a Python that is not the \
+             system's (pyenv, conda, a venv)"
+        ),
+        "rebuild it with `simctl build-gem5` (which uses Debian's /usr/bin/python3-config), or \
+         set LD_LIBRARY_PATH to that Python's lib directory"
+            .to_string(),
     )
+}
+
+/// [`missing_libpython`] as one error message.
+pub fn missing_libpython_hint(name: &str) -> String {
+    let (cause, fix) = missing_libpython(name);
+    format!("{cause}; hint: {fix}")
 }
 
 /// A published gem5 build: `<cache>/gem5/<key>/build.toml`, and the most recent one in

@@ -26,8 +26,8 @@ use crate::cache::{CacheKey, Store, hash_file};
 use crate::process::{Command, Ended, LogTail, Watch};
 use crate::project::Project;
 pub use binary::{
-    BuildInfo, Gem5Build, LibPython, build_info, content_hash, libpython, missing_libpython_hint,
-    recorded,
+    BuildInfo, Gem5Build, LibPython, build_info, content_hash, libpython, missing_libpython,
+    missing_libpython_hint, recorded,
 };
 use source::{ResolvedSource, SourceArg};
 

@@ -144,10 +144,7 @@ fn gem5_checks(project: &Project) -> Vec<Check> {
         Ok(LibPython::Found { name, path }) => Verdict::Ok(format!("{name} => {}", path.display())),
         Ok(LibPython::NotLinked) => Verdict::Ok("not linked against a shared libpython".into()),
         Ok(LibPython::Missing { name }) => {
-            let (detail, hint) = crate::gem5build::missing_libpython_hint(name)
-                .split_once("; hint: ")
-                .map(|(detail, hint)| (detail.to_string(), hint.to_string()))
-                .unwrap_or_default();
+            let (detail, hint) = crate::gem5build::missing_libpython(name);
             Verdict::Broken { detail, hint }
         }
         Err(err) => Verdict::Broken {
