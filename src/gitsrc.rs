@@ -152,19 +152,22 @@ pub fn export_commit(repo: &Path, commit: &str, exclude: &[&str], dest: &Path) -
 pub(crate) mod tests {
     use super::*;
 
+    /// Runs git in `dir` as a test author; panics when it fails.
+    pub(crate) fn git_in(dir: &Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
+
     /// A git repository with one commit: `a.txt`, `tests/t.txt`, `src/x/tests/y.txt`.
     pub(crate) fn repo() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let run = |args: &[&str]| {
-            let status = std::process::Command::new("git")
-                .arg("-C")
-                .arg(dir.path())
-                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-                .args(args)
-                .status()
-                .unwrap();
-            assert!(status.success(), "git {args:?}");
-        };
+        let run = |args: &[&str]| git_in(dir.path(), args);
         run(&["init", "-q"]);
         std::fs::write(dir.path().join("a.txt"), "a\n").unwrap();
         std::fs::create_dir_all(dir.path().join("tests")).unwrap();

@@ -221,7 +221,20 @@ fn builds_publishes_records_and_returns_at_once_the_second_time() {
     );
 }
 
-/// Waits until the work dir's log shows the slow step, i.e. scons is inside the build.
+/// Starts `simctl build-gem5` with the toy's slow step switched on and returns once scons is
+/// inside the build (the log shows the slow step).
+fn start_slow_build(env: &Env, source: &str) -> std::process::Child {
+    std::fs::write(&env.slow_file, "").unwrap();
+    let child = env
+        .command(&["build-gem5", "--source", source])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_slow_step(env);
+    child
+}
+
 fn wait_for_slow_step(env: &Env) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -251,15 +264,8 @@ fn wait_for_slow_step(env: &Env) {
 fn ctrl_c_stops_scons_and_the_same_command_resumes() {
     let repo = toy_gem5();
     let env = Env::new();
-    std::fs::write(&env.slow_file, "").unwrap();
     let source = repo.path().to_str().unwrap();
-    let child = env
-        .command(&["build-gem5", "--source", source])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_slow_step(&env);
+    let child = start_slow_build(&env, source);
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -289,15 +295,8 @@ fn ctrl_c_stops_scons_and_the_same_command_resumes() {
 fn after_kill_9_the_next_call_waits_for_the_orphaned_scons_instead_of_starting_another() {
     let repo = toy_gem5();
     let env = Env::new();
-    std::fs::write(&env.slow_file, "").unwrap();
     let source = repo.path().to_str().unwrap();
-    let mut child = env
-        .command(&["build-gem5", "--source", source])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_slow_step(&env);
+    let mut child = start_slow_build(&env, source);
     child.kill().unwrap(); // SIGKILL: simctl cannot stop its scons
     child.wait().unwrap();
     // The orphan's slow step sleeps 20 s; let the next call find it still running.

@@ -262,7 +262,7 @@ pub fn declared_version(work: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gitsrc::tests::repo;
+    use crate::gitsrc::tests::{git_in, repo};
 
     fn gem5_like_repo() -> tempfile::TempDir {
         let repo = repo();
@@ -273,16 +273,7 @@ mod tests {
             "namespace gem5 {\nconst char *gem5Version = \"24.0.0.1\";\n}\n",
         )
         .unwrap();
-        let git = |args: &[&str]| {
-            let status = std::process::Command::new("git")
-                .arg("-C")
-                .arg(repo.path())
-                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-                .args(args)
-                .status()
-                .unwrap();
-            assert!(status.success(), "git {args:?}");
-        };
+        let git = |args: &[&str]| git_in(repo.path(), args);
         git(&["add", "SConstruct", "src/base/version.cc"]);
         git(&["commit", "-q", "-m", "gem5"]);
         repo
