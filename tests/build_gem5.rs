@@ -185,6 +185,19 @@ fn builds_publishes_records_and_returns_at_once_the_second_time() {
     // Debian's, even though pyenv's python3-config may come first on the user's PATH.
     assert!(!record.contains(".pyenv"), "{record}");
 
+    // The content hash computed at publication is on record for the binary as it is, so runs
+    // find it by stat instead of reading the binary again.
+    let ids: Vec<String> = std::fs::read_dir(env.cache.path().join("gem5-ids"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert!(
+        record.contains(&format!("blake3 = \"{}\"", ids[0])),
+        "{record}"
+    );
+
     // Same source through the checkout (clean, at the tag): the same entry, no scons.
     let started = Instant::now();
     let second = env.run(&["build-gem5", "--source", source]);
