@@ -29,10 +29,12 @@ const MAIN_C: &str = r#"
 #include <stdio.h>
 #include <string.h>
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "-B") == 0) {
-        printf("Build information:\n\ngem5 version 24.0.0.1\nbuild options:\n"
-               "    USE_X86_ISA = True\n    PY = %s\n", Py_GetVersion());
-        return 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-B") == 0) {
+            printf("Build information:\n\ngem5 version 24.0.0.1\nbuild options:\n"
+                   "    USE_X86_ISA = True\n    PY = %s\n", Py_GetVersion());
+            return 0;
+        }
     }
     return 1;
 }

@@ -39,7 +39,14 @@ pub fn parse_build_info(text: &str) -> Option<BuildInfo> {
 /// Runs `gem5 -B`. A binary that cannot start gets an explanation: a missing libpython is the
 /// usual cause (gem5 built against a pyenv or conda Python).
 pub fn build_info(gem5: &Path) -> Result<BuildInfo> {
-    let output = match Command::new(gem5).arg("-B").read_stdout() {
+    // gem5 creates its output directory (m5out/) before it looks at -B: keep that out of the
+    // user's current directory.
+    let scratch = tempfile::tempdir().context("cannot create a temp dir")?;
+    let output = match Command::new(gem5)
+        .arg(format!("--outdir={}", scratch.path().display()))
+        .arg("-B")
+        .read_stdout()
+    {
         Ok(output) => output,
         Err(err) => {
             return Err(match libpython(gem5) {
