@@ -218,6 +218,15 @@ fn builds_publishes_records_and_returns_at_once_the_second_time() {
     assert!(table.contains("gem5 24.0.0.1 (X86)"), "{table}");
     assert!(table.contains("recorded by `simctl build-gem5`"), "{table}");
     assert!(table.contains("libpython3"), "{table}");
+    // SIMCTL_GEM5 comes before the recorded build.
+    let doctor = env
+        .command(&["doctor", "--stage", "run-gem5"])
+        .env("SIMCTL_GEM5", "/bin/true")
+        .output()
+        .unwrap();
+    let table = text(&doctor.stdout);
+    assert!(table.contains("found by $SIMCTL_GEM5"), "{table}");
+    assert!(table.contains("did not print a gem5 version"), "{table}");
 
     // An uncommitted edit is another source: another work dir and entry.
     std::fs::write(
