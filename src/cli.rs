@@ -38,6 +38,8 @@ pub enum Command {
     BuildWorkload(crate::workloads::BuildWorkloadArgs),
     /// Build a bootable raw disk image without a VM and without loop mounts.
     BuildImage(crate::image::BuildImageArgs),
+    /// Build gem5 with scons in the cache and record it for `simctl run`.
+    BuildGem5(crate::gem5build::BuildGem5Args),
     /// Run a workload in gem5 or QEMU with warm-up and measured invocations.
     Run(crate::run::RunArgs),
     /// Check which tools each stage needs and whether they work here.
@@ -72,6 +74,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::BuildGuest(args) => crate::guest::run_cli(args),
         Command::BuildWorkload(args) => crate::workloads::run_cli(args),
         Command::BuildImage(args) => crate::image::run_cli(args),
+        Command::BuildGem5(args) => crate::gem5build::run_cli(args),
         Command::Run(args) => crate::run::run_cli(args),
         Command::Doctor(args) => crate::run::doctor::run_cli(args),
         Command::Sweep(args) => crate::sweep::run_cli(args),

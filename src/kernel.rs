@@ -143,24 +143,15 @@ fn source_tree(store: &crate::cache::Store, source: &KernelSource) -> Result<(Pa
             }
             // A git tree is identified by its commit and uncommitted changes, so an edited tree
             // at the same path does not reuse a stale kernel.
-            let head = Command::new("git")
-                .arg("-C")
-                .arg(path)
-                .args(["rev-parse", "HEAD"])
-                .read_stdout()
-                .unwrap_or_default();
-            let dirty = Command::new("git")
-                .arg("-C")
-                .arg(path)
-                .args(["status", "--porcelain"])
-                .read_stdout()
-                .unwrap_or_default();
-            let identity = format!(
-                "tree {} {} {}",
-                path.display(),
-                head.trim(),
-                blake3::hash(dirty.as_bytes()).to_hex()
-            );
+            let identity = match crate::gitsrc::working_tree_state(path)? {
+                Some(state) => format!(
+                    "tree {} {} {}",
+                    path.display(),
+                    state.commit,
+                    state.changes.as_deref().unwrap_or("clean")
+                ),
+                None => format!("tree {} (not in git)", path.display()),
+            };
             Ok((path.clone(), identity))
         }
         KernelSource::Tarball(tarball) => {

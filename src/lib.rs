@@ -6,6 +6,8 @@
 pub mod cache;
 pub mod cli;
 pub mod fsutil;
+pub mod gem5build;
+pub mod gitsrc;
 pub mod guest;
 pub mod image;
 pub mod kernel;

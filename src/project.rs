@@ -1,7 +1,8 @@
 //! Where things are: the simctl source tree (workloads/, kernel-configs/, disk-image/,
 //! gem5-configs/, guest/), the user's `simctl.toml`, the artifact cache and the gem5 binary.
 //!
-//! Precedence for every setting: environment variable, then `simctl.toml`, then the default.
+//! Precedence for every setting: environment variable, then `simctl.toml`, then the default
+//! (for gem5: the build `simctl build-gem5` recorded in the cache).
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,14 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// Where `simctl run` puts run directories by default.
     pub runs_dir: Option<PathBuf>,
+}
+
+/// The gem5 binary simctl uses and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocatedGem5 {
+    pub path: PathBuf,
+    /// `$SIMCTL_GEM5`, `` `gem5` in simctl.toml ``, or the recorded `simctl build-gem5` build.
+    pub found_by: String,
 }
 
 /// A located simctl tree plus the user's settings.
@@ -115,10 +124,16 @@ impl Project {
         }
     }
 
-    /// The configured gem5 binary, if any: `$SIMCTL_GEM5`, then `gem5` in simctl.toml.
-    /// A configured path that is not an executable file is an error, not "no gem5".
+    /// The gem5 binary to use, if any: `$SIMCTL_GEM5`, then `gem5` in simctl.toml, then the
+    /// build `simctl build-gem5` recorded in the cache.
     pub fn gem5(&self) -> Result<Option<PathBuf>> {
-        let (path, source) =
+        Ok(self.locate_gem5()?.map(|gem5| gem5.path))
+    }
+
+    /// [`Project::gem5`] and how it was found (for `simctl doctor`).
+    /// A configured path that is not an executable file is an error, not "no gem5".
+    pub fn locate_gem5(&self) -> Result<Option<LocatedGem5>> {
+        let (path, found_by) =
             if let Some(path) = std::env::var_os("SIMCTL_GEM5").filter(|v| !v.is_empty()) {
                 (PathBuf::from(path), "$SIMCTL_GEM5".to_string())
             } else if let Some(path) = &self.config.gem5 {
@@ -130,17 +145,23 @@ impl Project {
                     self.relative_to_config(path),
                     format!("`gem5` in {}", file.display()),
                 )
+            } else if let Some(build) = crate::gem5build::recorded(&self.cache_dir())? {
+                let found_by = format!(
+                    "recorded by `simctl build-gem5` in {}",
+                    crate::gem5build::binary::recorded_path(&self.cache_dir()).display()
+                );
+                (build.binary, found_by)
             } else {
                 return Ok(None);
             };
         if !crate::process::is_executable(&path) {
             bail!(
-                "{source} points to {}, which is not an executable file; hint: build gem5 \
-                 (scons build/X86/gem5.opt) and point {source} at build/X86/gem5.opt",
+                "{found_by} points to {}, which is not an executable file; hint: run `simctl \
+                 build-gem5` and unset it, or point it at a gem5 build/X86/gem5.opt",
                 path.display()
             );
         }
-        Ok(Some(path))
+        Ok(Some(LocatedGem5 { path, found_by }))
     }
 
     fn relative_to_config(&self, path: &Path) -> PathBuf {

@@ -1,23 +1,28 @@
-//! aes-go on gem5 for real, when a gem5 binary is configured (SIMCTL_GEM5); otherwise skipped.
-//! Boot and warm-up run once (the checkpoint is cached), then the measured phase runs on the
-//! atomic and on the O3 CPU from the same checkpoint.
+//! aes-go on gem5 for real. These tests need gem5, so they are ignored by default; run them with
+//! `SIMCTL_GEM5=<gem5.opt> cargo test --test gem5 -- --ignored` (or with no SIMCTL_GEM5 after
+//! `simctl build-gem5`, which records the build simctl then finds). Boot and warm-up run once
+//! (the checkpoint is cached), then the measured phase runs on the atomic and on the O3 CPU from
+//! the same checkpoint.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn gem5() -> Option<PathBuf> {
-    match std::env::var_os("SIMCTL_GEM5").map(PathBuf::from) {
-        Some(path) if path.is_file() => Some(path),
-        _ => {
-            println!("skipped: gem5 not found (set SIMCTL_GEM5 to a gem5.opt)");
-            None
-        }
-    }
+/// The gem5 simctl uses (SIMCTL_GEM5, simctl.toml or the recorded build); a test that needs
+/// gem5 and runs without one fails and says how to get one.
+fn gem5() -> PathBuf {
+    simctl::project::Project::locate()
+        .and_then(|project| project.gem5())
+        .unwrap()
+        .expect("no gem5: set SIMCTL_GEM5=<gem5.opt> or run `simctl build-gem5` first")
 }
 
 const INVOCATIONS: usize = 5;
 
 fn run(out: &Path, cpu: &str) -> String {
+    run_with(out, cpu, &[])
+}
+
+fn run_with(out: &Path, cpu: &str, extra: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_simctl"))
         .args([
             "run",
@@ -31,7 +36,9 @@ fn run(out: &Path, cpu: &str) -> String {
             "3",
             "--force",
         ])
-        .args(["--cpu", cpu, "--out"])
+        .args(["--cpu", cpu])
+        .args(extra)
+        .arg("--out")
         .arg(out)
         .output()
         .unwrap();
@@ -41,6 +48,59 @@ fn run(out: &Path, cpu: &str) -> String {
         "gem5 run on {cpu} failed:\n{stderr}"
     );
     stderr
+}
+
+/// The points of sweeps/aes-llc-cpu.toml: three LLC sizes times two CPU models boot once.
+#[test]
+#[ignore = "needs gem5: run with SIMCTL_GEM5=... cargo test -- --ignored"]
+fn six_cache_and_cpu_points_share_one_boot_and_warm_up() {
+    gem5();
+    let temp = tempfile::tempdir().unwrap();
+    let mut checkpoints = Vec::new();
+    let mut setups = 0;
+    for cpu in ["timing", "o3"] {
+        for llc in ["128kB", "256kB", "1MB"] {
+            let dir = temp.path().join(format!("{cpu}-{llc}"));
+            let set = format!("llc_size={llc}");
+            run_with(&dir, cpu, &["--set", &set]);
+            let record: toml::Table =
+                toml::from_str(&std::fs::read_to_string(dir.join("run.toml")).unwrap()).unwrap();
+            checkpoints.push(record["checkpoint"].as_str().unwrap().to_string());
+            let status: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap())
+                    .unwrap();
+            let booted = status["phases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|phase| phase["name"] == "gem5-setup");
+            setups += usize::from(booted);
+            // The measured phase ran on this point's caches, not the boot's.
+            let config = std::fs::read_to_string(dir.join("m5out/config.ini")).unwrap();
+            assert!(
+                config.contains(&format!("size={}", llc_bytes(llc))),
+                "{cpu} {llc}: the LLC of config.ini"
+            );
+        }
+    }
+    assert!(
+        checkpoints.iter().all(|c| c == &checkpoints[0]),
+        "one checkpoint for all six points: {checkpoints:?}"
+    );
+    assert!(
+        setups <= 1,
+        "at most the first point boots (none when the cache had it)"
+    );
+}
+
+fn llc_bytes(size: &str) -> u64 {
+    let (number, unit) = size.split_at(size.find(|c: char| c.is_alphabetic()).unwrap());
+    let factor = match unit {
+        "kB" => 1024,
+        "MB" => 1024 * 1024,
+        other => panic!("unit {other}"),
+    };
+    number.parse::<u64>().unwrap() * factor
 }
 
 /// stats.txt without the host-side stats, which differ from run to run.
@@ -54,10 +114,9 @@ fn simulated_stats(dir: &Path) -> String {
 }
 
 #[test]
+#[ignore = "needs gem5: run with SIMCTL_GEM5=... cargo test -- --ignored"]
 fn aes_go_on_gem5_atomic_and_o3_one_dump_per_invocation() {
-    if gem5().is_none() {
-        return;
-    }
+    gem5();
     let temp = tempfile::tempdir().unwrap();
     for cpu in ["atomic", "o3"] {
         let dir = temp.path().join(cpu);
@@ -87,26 +146,29 @@ fn aes_go_on_gem5_atomic_and_o3_one_dump_per_invocation() {
     );
 }
 
-/// gem5's own SE-mode script, found beside a gem5 build (`<gem5>/build/X86/gem5.opt`).
-fn se_script(gem5: &Path) -> Option<PathBuf> {
-    let script = gem5
-        .parent()?
-        .parent()?
-        .parent()?
-        .join("configs/deprecated/example/se.py");
-    script.is_file().then_some(script)
+/// gem5's own SE-mode script: beside a `simctl build-gem5` binary (the entry carries gem5's
+/// `configs/`) or in the source tree of a `<gem5>/build/X86/gem5.opt`.
+fn se_script(gem5: &Path) -> PathBuf {
+    let beside = gem5.parent().map(|dir| dir.join("configs"));
+    let in_tree = gem5.ancestors().nth(3).map(|root| root.join("configs"));
+    [beside, in_tree]
+        .into_iter()
+        .flatten()
+        .map(|configs| configs.join("deprecated/example/se.py"))
+        .find(|script| script.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no configs/deprecated/example/se.py beside {}",
+                gem5.display()
+            )
+        })
 }
 
 #[test]
+#[ignore = "needs gem5: run with SIMCTL_GEM5=... cargo test -- --ignored"]
 fn m5_ops_reach_gem5_in_se_mode() {
-    let Some(gem5) = gem5() else { return };
-    let Some(se) = se_script(&gem5) else {
-        println!(
-            "skipped: configs/deprecated/example/se.py not found beside {}",
-            gem5.display()
-        );
-        return;
-    };
+    let gem5 = gem5();
+    let se = se_script(&gem5);
     let m5 = PathBuf::from(
         String::from_utf8(
             Command::new(env!("CARGO_BIN_EXE_simctl"))

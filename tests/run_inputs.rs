@@ -94,7 +94,7 @@ fn bad_options_fail_before_any_build_naming_the_option() {
     // Without --platform and without gem5 the platform is QEMU, and the error says why.
     let stderr = refused_before_builds(temp.path(), &["--workload", "aes-go", "--cpu", "o3"]);
     assert!(
-        stderr.contains("the platform is qemu: no gem5 binary configured"),
+        stderr.contains("the platform is qemu: no gem5 (SIMCTL_GEM5, simctl.toml, or a `simctl build-gem5` build)"),
         "{stderr}"
     );
     let bad_system = temp.path().join("bad.toml");

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
+use crate::gem5build::LibPython;
 use crate::process::{Command, find_program};
 use crate::project::Project;
 
@@ -14,7 +15,7 @@ use crate::project::Project;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  simctl doctor\n  simctl doctor --stage run-gem5")]
 pub struct DoctorArgs {
-    /// Only check this stage (e.g. build-image, run-qemu, run-gem5, sweep-slurm).
+    /// Only check this stage (e.g. build-image, build-gem5, run-qemu, run-gem5, sweep-slurm).
     #[arg(long)]
     pub stage: Option<String>,
 }
@@ -108,26 +109,101 @@ fn kvm_check() -> Check {
     }
 }
 
-fn gem5_check(project: &Project) -> Check {
-    let verdict = match project.gem5() {
-        Ok(Some(path)) => match super::gem5_version(&path) {
-            Ok(version) => Verdict::Ok(format!("{} ({version})", path.display())),
-            Err(err) => Verdict::Broken {
-                detail: format!("{err:#}"),
-                hint: "rebuild gem5: scons build/X86/gem5.opt".into(),
-            },
-        },
-        Ok(None) => Verdict::Missing {
-            hint: "build gem5 (scons build/X86/gem5.opt) and set SIMCTL_GEM5 or `gem5 = ...` in simctl.toml"
-                .into(),
-        },
-        Err(err) => Verdict::Broken { detail: format!("{err:#}"), hint: "fix the gem5 path".into() },
-    };
-    Check {
+/// Which gem5 `simctl run` would use, how it was found, its version and ISAs, and whether its
+/// libpython resolves (the usual reason a gem5 that built fine does not start).
+fn gem5_checks(project: &Project) -> Vec<Check> {
+    let check = |tool, verdict| Check {
         stage: "run-gem5",
-        tool: "gem5",
+        tool,
         verdict,
-    }
+    };
+    let gem5 = match project.locate_gem5() {
+        Ok(Some(gem5)) => gem5,
+        Ok(None) => {
+            return vec![check(
+                "gem5",
+                Verdict::Missing {
+                    hint: "run `simctl build-gem5 --source <gem5 checkout>` (or set SIMCTL_GEM5 \
+                           or `gem5 = ...` in simctl.toml)"
+                        .into(),
+                },
+            )];
+        }
+        Err(err) => {
+            return vec![check(
+                "gem5",
+                Verdict::Broken {
+                    detail: format!("{err:#}"),
+                    hint: "fix the gem5 path".into(),
+                },
+            )];
+        }
+    };
+    let python = crate::gem5build::libpython(&gem5.path);
+    let python_verdict = match &python {
+        Ok(LibPython::Found { name, path }) => Verdict::Ok(format!("{name} => {}", path.display())),
+        Ok(LibPython::NotLinked) => Verdict::Ok("not linked against a shared libpython".into()),
+        Ok(LibPython::Missing { name }) => {
+            let (detail, hint) = crate::gem5build::missing_libpython(name);
+            Verdict::Broken { detail, hint }
+        }
+        Err(err) => Verdict::Broken {
+            detail: format!("{err:#}"),
+            hint: "apt-get install libc-bin (ldd)".into(),
+        },
+    };
+    let binary = match (&python, crate::gem5build::build_info(&gem5.path)) {
+        (_, Ok(info)) => Verdict::Ok(format!(
+            "gem5 {} ({}) at {}; found by {}",
+            info.version,
+            info.isas.join(", "),
+            gem5.path.display(),
+            gem5.found_by
+        )),
+        (Ok(LibPython::Missing { name }), Err(_)) => Verdict::Broken {
+            detail: format!(
+                "{} (found by {}) does not start: it needs {name}",
+                gem5.path.display(),
+                gem5.found_by
+            ),
+            hint: "see the libpython line".into(),
+        },
+        (_, Err(err)) => Verdict::Broken {
+            detail: format!("{err:#} (found by {})", gem5.found_by),
+            hint: "rebuild it: simctl build-gem5".into(),
+        },
+    };
+    vec![check("gem5", binary), check("libpython", python_verdict)]
+}
+
+/// What `simctl build-gem5` needs: scons, m4, Debian's python3-config and the libraries gem5
+/// links (headers checked where Debian puts them).
+fn gem5_build_checks() -> Vec<Check> {
+    vec![
+        program_check("build-gem5", "scons", &["--version"], "scons"),
+        program_check("build-gem5", "m4", &["--version"], "m4"),
+        program_check("build-gem5", "g++", &["--version"], "g++"),
+        file_check(
+            "build-gem5",
+            "python3-config",
+            "/usr/bin/python3-config",
+            "python3-dev",
+        ),
+        file_check(
+            "build-gem5",
+            "protobuf",
+            "/usr/include/google/protobuf/message.h",
+            "libprotobuf-dev protobuf-compiler",
+        ),
+        file_check(
+            "build-gem5",
+            "tcmalloc",
+            "/usr/include/gperftools/tcmalloc.h",
+            "libgoogle-perftools-dev",
+        ),
+        file_check("build-gem5", "zlib", "/usr/include/zlib.h", "zlib1g-dev"),
+        file_check("build-gem5", "libpng", "/usr/include/png.h", "libpng-dev"),
+    ]
 }
 
 /// Every check, in stage order.
@@ -183,10 +259,15 @@ pub fn checks(project: &Project) -> Vec<Check> {
             "qemu-system-x86",
         ),
         kvm_check(),
-        gem5_check(project),
+    ]
+    .into_iter()
+    .chain(gem5_build_checks())
+    .chain(gem5_checks(project))
+    .chain([
         program_check("sweep-slurm", "sbatch", &["--version"], "slurm-client"),
         program_check("sweep-slurm", "squeue", &["--version"], "slurm-client"),
-    ]
+    ])
+    .collect()
 }
 
 pub fn run_cli(args: DoctorArgs) -> Result<()> {

@@ -2,8 +2,9 @@
 //!
 //! * setup: boot on the fast CPU (KVM when it really works, atomic otherwise), start the
 //!   function, run the warm-up invocations, and save a checkpoint when the client marks the end
-//!   of warm-up. The checkpoint is an artifact: cached under a key of everything that shaped it,
-//!   so runs that differ only in the measured phase (the CPU model) reuse it.
+//!   of warm-up, always with the same caches. The checkpoint is an artifact, cached under a key
+//!   of what a restore depends on (see `checkpoint.rs`), so runs that differ only in the
+//!   measured phase (CPU model, cache sizes) reuse it.
 //! * measure: restore it on the detailed CPU; gem5 resets stats at each measured invocation's
 //!   workbegin and dumps them at its workend, so `stats.txt` has one dump per invocation.
 

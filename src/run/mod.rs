@@ -1,5 +1,6 @@
 //! `simctl run`: from a workload name to per-invocation numbers, on gem5 or QEMU.
 
+pub mod checkpoint;
 pub mod cmdline;
 pub mod console;
 pub mod doctor;
@@ -14,11 +15,7 @@ pub mod spec;
 pub mod system;
 pub mod watch;
 
-use std::path::Path;
-
-use anyhow::{Context, Result};
-
-use crate::process::Command;
+use anyhow::Result;
 
 /// Run a workload in gem5 or QEMU: warm-up invocations, then measured ones, each measured
 /// invocation with its own gem5 stats dump.
@@ -145,14 +142,4 @@ pub enum Arrival {
 
 pub fn run_cli(args: RunArgs) -> Result<()> {
     pipeline::run(&args).map(|_| ())
-}
-
-/// The version gem5 reports for itself (`gem5.opt -B` prints its build information and exits).
-pub fn gem5_version(gem5: &Path) -> Result<String> {
-    let output = Command::new(gem5).arg("-B").read_stdout()?;
-    output
-        .lines()
-        .find_map(|line| line.strip_prefix("gem5 version "))
-        .map(|version| version.trim().to_string())
-        .with_context(|| format!("`{} -B` did not print a gem5 version", gem5.display()))
 }

@@ -409,8 +409,8 @@ pub fn choose_platform(
 ) -> Result<(PlatformKind, String)> {
     match (asked, gem5) {
         (Some(PlatformKind::Gem5), None) => bail!(
-            "--platform gem5 needs a gem5 binary; hint: build gem5 (scons build/X86/gem5.opt) and set \
-             SIMCTL_GEM5 or `gem5 = ...` in simctl.toml"
+            "--platform gem5 needs a gem5 binary; hint: `simctl build-gem5 --source <gem5 checkout>` \
+             (or set SIMCTL_GEM5 or `gem5 = ...` in simctl.toml)"
         ),
         (Some(platform), _) => Ok((platform, "chosen with --platform".into())),
         (None, Some(path)) => Ok((
@@ -419,7 +419,7 @@ pub fn choose_platform(
         )),
         (None, None) => Ok((
             PlatformKind::Qemu,
-            "no gem5 binary configured (SIMCTL_GEM5 / simctl.toml)".into(),
+            "no gem5 (SIMCTL_GEM5, simctl.toml, or a `simctl build-gem5` build)".into(),
         )),
     }
 }
