@@ -63,9 +63,13 @@ fn six_cache_and_cpu_points_share_one_boot_and_warm_up() {
             let dir = temp.path().join(format!("{cpu}-{llc}"));
             let set = format!("llc_size={llc}");
             run_with(&dir, cpu, &["--set", &set]);
-            let record: toml::Table =
-                toml::from_str(&std::fs::read_to_string(dir.join("run.toml")).unwrap()).unwrap();
-            checkpoints.push(record["checkpoint"].as_str().unwrap().to_string());
+            let record = simctl::run::spec::RunRecord::load(&dir).unwrap();
+            checkpoints.push(
+                record
+                    .provenance
+                    .checkpoint
+                    .expect("a gem5 run names its checkpoint"),
+            );
             let status: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap())
                     .unwrap();
