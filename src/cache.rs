@@ -469,4 +469,42 @@ mod tests {
         assert!(again.reused);
         assert_eq!(again.path, built.path);
     }
+
+    #[test]
+    fn staging_of_a_live_build_stays_and_that_of_a_dead_one_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let key = |x: &str| CacheKey::new("thing", 1).text("x", x).hex();
+        let kind_dir = dir.path().join("thing");
+        let staging = |k: &str| kind_dir.join(format!("{STAGING_PREFIX}{k}-abc123"));
+        for k in ["own", "live", "dead"] {
+            std::fs::create_dir_all(staging(&key(k))).unwrap();
+        }
+        let live = KeyLock::try_acquire(&kind_dir, &key("live")).unwrap();
+        let own = CacheKey::new("thing", 1).text("x", "own");
+        store.get_or_build("thing", &own, |_| Ok(())).unwrap();
+        assert!(staging(&key("live")).is_dir(), "a build holds its lock");
+        assert!(!staging(&key("dead")).exists() && !staging(&key("own")).exists());
+        drop(live);
+    }
+
+    #[test]
+    fn a_lock_file_removed_while_waited_on_is_locked_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = KeyLock::acquire(dir.path(), "thing", "k").unwrap();
+        let waiter = {
+            let dir = dir.path().to_path_buf();
+            std::thread::spawn(move || KeyLock::acquire(&dir, "thing", "k").unwrap())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // What gc does: delete the file while holding it, then release.
+        first.remove();
+        let second = waiter.join().unwrap();
+        assert!(
+            KeyLock::try_acquire(dir.path(), "k").is_none(),
+            "the waiter holds the lock file the path names now"
+        );
+        drop(second);
+        assert!(KeyLock::try_acquire(dir.path(), "k").is_some());
+    }
 }

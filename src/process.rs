@@ -555,6 +555,28 @@ mod tests {
     }
 
     #[test]
+    fn what_a_child_leaves_running_in_its_group_dies_when_it_exits() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("orphan.pid");
+        let script = format!("sleep 300 & echo $! > {}", pid_file.display());
+        Command::new("sh")
+            .args(["-c", script.as_str()])
+            .run_logged(&dir.path().join("log"), None)
+            .unwrap();
+        let orphan: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let gone = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            std::fs::read_to_string(format!("/proc/{orphan}/stat"))
+                .map_or(true, |stat| stat.contains(") Z "))
+        });
+        assert!(gone, "background job {orphan} outlived its shell");
+    }
+
+    #[test]
     fn watcher_can_stop_a_child_and_sees_new_log_lines() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("out.log");

@@ -347,10 +347,10 @@ fn stage(processes: &[(i32, String)]) -> &'static str {
 fn kill_9_at_random_points_of_a_build_never_leaves_partial_artifacts_or_processes() {
     const KILLS: usize = 12;
     let bench = Bench::new();
-    let vars = [("FAKE_CONFIG_SECONDS", "1"), ("FAKE_BUILD_SECONDS", "1")];
+    let vars = [("FAKE_CONFIG_SECONDS", "2"), ("FAKE_BUILD_SECONDS", "2")];
     let mut random = Random::seeded();
-    // A whole build takes about 4 s (2 x 1 s of config, 1 s of parts, simctl itself).
-    let window = Duration::from_secs(4);
+    // A whole build takes about 6 s (2 x 2 s of config, 2 s of parts, simctl itself).
+    let window = Duration::from_secs(6);
     let mut stages = Vec::new();
     for kill in 0..KILLS {
         let mut simctl = bench.spawn(&vars);
@@ -358,7 +358,8 @@ fn kill_9_at_random_points_of_a_build_never_leaves_partial_artifacts_or_processe
         let doing = stage(&bench.processes());
         let finished = simctl.try_wait().unwrap().is_some();
         kill_9(&mut simctl);
-        let gone = eventually(Duration::from_secs(5), || bench.processes().is_empty());
+        // Orphans of a step would live on for up to its 2 s; the watchdog ends them at once.
+        let gone = eventually(Duration::from_secs(1), || bench.processes().is_empty());
         let left = bench.processes();
         for (pid, _) in &left {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
