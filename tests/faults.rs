@@ -157,6 +157,19 @@ fn kill_9(child: &mut Child) {
     child.wait().unwrap();
 }
 
+/// Processes of the bench still alive after `within`; they are killed (so that a failing test
+/// leaves nothing behind either) and returned.
+fn survivors(bench: &Bench, within: Duration) -> Vec<(i32, String)> {
+    if eventually(within, || bench.processes().is_empty()) {
+        return Vec::new();
+    }
+    let left = bench.processes();
+    for (pid, _) in &left {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    left
+}
+
 /// Every `<cache>/<kind>/<key>/` directory is a finished artifact (has its key file); returns the
 /// ones that are not.
 fn partial_artifacts(cache: &Path) -> Vec<PathBuf> {
@@ -215,12 +228,8 @@ fn kill_9_of_simctl_leaves_no_process_of_a_make_tree() {
         bench.processes()
     );
     kill_9(&mut simctl);
-    let all_gone = eventually(Duration::from_secs(5), || bench.processes().is_empty());
-    let left = bench.processes();
-    for (pid, _) in &left {
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    }
-    assert!(all_gone, "outlived kill -9 of simctl: {left:?}");
+    let left = survivors(&bench, Duration::from_secs(5));
+    assert!(left.is_empty(), "outlived kill -9 of simctl: {left:?}");
 }
 
 #[test]
@@ -235,6 +244,7 @@ fn a_killed_build_is_cleaned_up_by_the_next_one() {
                 .any(|(_, c)| c.starts_with("sleep"))
     }));
     kill_9(&mut simctl);
+    survivors(&bench, Duration::from_secs(5));
     assert_eq!(
         entries_starting(&bench.cache, "kernels", ".staging-").len(),
         1,
@@ -359,13 +369,9 @@ fn kill_9_at_random_points_of_a_build_never_leaves_partial_artifacts_or_processe
         let finished = simctl.try_wait().unwrap().is_some();
         kill_9(&mut simctl);
         // Orphans of a step would live on for up to its 2 s; the watchdog ends them at once.
-        let gone = eventually(Duration::from_secs(1), || bench.processes().is_empty());
-        let left = bench.processes();
-        for (pid, _) in &left {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        }
+        let left = survivors(&bench, Duration::from_secs(1));
         assert!(
-            gone,
+            left.is_empty(),
             "kill {kill} ({doing}): processes outlived simctl: {left:?}"
         );
         assert_eq!(
@@ -560,4 +566,152 @@ fn cache_gc_keeps_what_recent_runs_use_and_removes_the_rest() {
         "{removed}"
     );
     assert_eq!(partial_artifacts(&bench.cache), Vec::<PathBuf>::new());
+}
+
+/// The user's artifact cache (where `simctl` would build without SIMCTL_CACHE).
+fn shared_cache() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SIMCTL_CACHE").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
+        .join("simctl")
+}
+
+/// Kills `simctl args` at random points `kills` times, then lets it finish. Each kill is checked
+/// (no process of the bench after 2 s, no partial artifact); `restart` is removed whenever the
+/// command finished before its kill, so that later kills meet the work again.
+fn kill_repeatedly(
+    bench: &Bench,
+    random: &mut Random,
+    args: &[&str],
+    window: Duration,
+    kills: usize,
+    restart: &Path,
+) -> Vec<String> {
+    let mut outcomes = Vec::new();
+    for kill in 0..kills {
+        let mut simctl = Command::new(env!("CARGO_BIN_EXE_simctl"))
+            .args(args)
+            .env("SIMCTL_CACHE", &bench.cache)
+            .env_remove("SIMCTL_GEM5")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = random.below(window);
+        std::thread::sleep(delay);
+        let running: Vec<String> = bench
+            .processes()
+            .into_iter()
+            .map(|(_, cmd)| cmd.split(' ').next().unwrap_or_default().to_string())
+            .collect();
+        let finished = simctl.try_wait().unwrap().is_some();
+        kill_9(&mut simctl);
+        let left = survivors(bench, Duration::from_secs(2));
+        assert!(
+            left.is_empty(),
+            "{args:?} kill {kill} after {delay:?}: processes outlived simctl: {left:?}"
+        );
+        assert_eq!(
+            partial_artifacts(&bench.cache),
+            Vec::<PathBuf>::new(),
+            "{args:?} kill {kill} after {delay:?}"
+        );
+        outcomes.push(if finished {
+            format!("{:.1}s: already finished", delay.as_secs_f64())
+        } else {
+            format!("{:.1}s: {}", delay.as_secs_f64(), running.join(","))
+        });
+        if finished {
+            let _ = std::fs::remove_dir_all(restart);
+        }
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_simctl"))
+        .args(args)
+        .env("SIMCTL_CACHE", &bench.cache)
+        .env_remove("SIMCTL_GEM5")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?} recovers after {kills} kills: {}",
+        stderr_of(&output)
+    );
+    assert_eq!(partial_artifacts(&bench.cache), Vec::<PathBuf>::new());
+    outcomes
+}
+
+#[test]
+#[ignore = "needs QEMU, Debian's mirror (or a warm ~/.cache/simctl) and many minutes: cargo test --test faults -- --ignored"]
+fn kill_9_at_random_points_of_workload_image_and_qemu_run_recovers() {
+    let kills: usize = std::env::var("SIMCTL_FAULT_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    let bench = Bench::new();
+    std::fs::create_dir_all(&bench.cache).unwrap();
+    // The kernel and the Debian root file system come from the user's cache when it has them
+    // (hard links: artifacts are never changed in place); what is killed is built here.
+    let shared = shared_cache();
+    for kind in ["kernel-src", "kernels", "rootfs"] {
+        if shared.join(kind).is_dir() {
+            let status = Command::new("cp")
+                .arg("-al")
+                .arg(shared.join(kind))
+                .arg(bench.cache.join(kind))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+    let mut random = Random::seeded();
+    let run_dir = bench.cache.parent().unwrap().join("run");
+    let run_dir_text = run_dir.to_string_lossy().into_owned();
+    let stages: [(&str, Vec<&str>, u64, PathBuf); 3] = [
+        (
+            "build-workload",
+            vec!["build-workload", "spin"],
+            20,
+            bench.cache.join("workloads"),
+        ),
+        (
+            "build-image",
+            vec!["build-image", "--workload", "spin"],
+            60,
+            bench.cache.join("images"),
+        ),
+        (
+            "run (QEMU)",
+            vec![
+                "run",
+                "--workload",
+                "spin",
+                "--platform",
+                "qemu",
+                "--invocations",
+                "3",
+                "--warmup",
+                "1",
+                "--out",
+                &run_dir_text,
+            ],
+            60,
+            run_dir.clone(),
+        ),
+    ];
+    for (name, args, seconds, restart) in &stages {
+        let outcomes = kill_repeatedly(
+            &bench,
+            &mut random,
+            args,
+            Duration::from_secs(*seconds),
+            kills,
+            restart,
+        );
+        eprintln!("{name}: {kills} kills, then a clean run: {outcomes:?}");
+    }
 }

@@ -86,6 +86,8 @@ unsafe fn watchdog_main(read_end: RawFd) -> ! {
         // A group of its own: Ctrl-C in the terminal and a kill of simctl's group do not reach
         // it, and it ignores the polite signals; only the pipe tells it what to do.
         libc::setpgid(0, 0);
+        // Tells it apart from simctl in ps and top (same command line: it is a fork).
+        libc::prctl(libc::PR_SET_NAME, c"simctl-watchdog".as_ptr());
         for signal in [
             libc::SIGINT,
             libc::SIGTERM,
