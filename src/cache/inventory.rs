@@ -235,7 +235,7 @@ fn scan_kind(
             continue; // lock files
         }
         let (key, state) = if let Some(key) = staging_key(&name) {
-            let live = KeyLock::try_acquire(kind_dir, key).is_none();
+            let live = !KeyLock::is_free(kind_dir, key);
             (Some(key.to_string()), State::Staging { live })
         } else if let Some(key) = name.strip_suffix(FAILED_SUFFIX) {
             (Some(key.to_string()), State::Failed)

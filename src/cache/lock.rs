@@ -54,9 +54,22 @@ impl KeyLock {
                     return Err(err).with_context(|| format!("cannot lock {}", path.display()));
                 }
             }
-            if let Some(lock) = KeyLock::held(file, &path) {
+            if let Some(mut lock) = KeyLock::held(file, &path) {
+                // Who builds, for the message of anyone who waits; a failure only costs that.
+                let _ = lock
+                    .file
+                    .set_len(0)
+                    .and_then(|()| writeln!(lock.file, "{}", std::process::id()));
                 return Ok(lock);
             }
+        }
+    }
+
+    /// Whether nobody holds the lock (a missing lock file is free, and is not created).
+    pub fn is_free(kind_dir: &Path, key: &str) -> bool {
+        match File::open(lock_path(kind_dir, key)) {
+            Ok(file) => file.try_lock().is_ok(),
+            Err(_) => true,
         }
     }
 
@@ -69,7 +82,7 @@ impl KeyLock {
     }
 
     /// The lock on `file` is ours; it counts only if `path` still names that file.
-    fn held(mut file: File, path: &Path) -> Option<KeyLock> {
+    fn held(file: File, path: &Path) -> Option<KeyLock> {
         let same = match (file.metadata(), std::fs::metadata(path)) {
             (Ok(ours), Ok(named)) => ours.dev() == named.dev() && ours.ino() == named.ino(),
             _ => false,
@@ -77,10 +90,6 @@ impl KeyLock {
         if !same {
             return None;
         }
-        // Who holds it, for the message of anyone who waits; a failure only costs that message.
-        let _ = file
-            .set_len(0)
-            .and_then(|()| writeln!(file, "{}", std::process::id()));
         Some(KeyLock {
             file,
             path: path.to_path_buf(),
