@@ -10,7 +10,7 @@ use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use lock::KeyLock;
 
@@ -224,7 +224,7 @@ impl Store {
                 let final_path = self.path(kind, key);
                 if final_path.exists() {
                     // Left by a build that died before writing KEY_FILE: not an artifact.
-                    std::fs::remove_dir_all(&final_path).with_context(|| {
+                    remove_tree(&final_path).with_context(|| {
                         format!("cannot remove incomplete {}", final_path.display())
                     })?;
                 }
@@ -246,7 +246,7 @@ impl Store {
                     keep_only_logs(staging.path());
                 }
                 let failed = kind_dir.join(format!("{hex}{FAILED_SUFFIX}"));
-                let _ = std::fs::remove_dir_all(&failed);
+                let _ = remove_tree(&failed);
                 let staged = staging.keep();
                 match std::fs::rename(&staged, &failed) {
                     Ok(()) => Err(err.context(format!(
@@ -254,7 +254,7 @@ impl Store {
                         failed.display()
                     ))),
                     Err(_) => {
-                        let _ = std::fs::remove_dir_all(&staged);
+                        let _ = remove_tree(&staged);
                         Err(err)
                     }
                 }
@@ -300,8 +300,8 @@ fn remove_stale_staging(kind_dir: &Path, own_key: &str) {
             continue;
         };
         let stale = key == own_key || KeyLock::try_acquire(kind_dir, key).is_some();
-        if stale {
-            let _ = std::fs::remove_dir_all(entry.path());
+        if stale && let Err(err) = remove_tree(&entry.path()) {
+            eprintln!("warning: left the staging directory of a killed build: {err:#}");
         }
     }
 }
@@ -356,11 +356,62 @@ fn keep_only_logs(dir: &Path) {
         let path = entry.path();
         let is_log = path.extension().is_some_and(|ext| ext == "log");
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            let _ = std::fs::remove_dir_all(&path);
+            let _ = remove_tree(&path);
         } else if !is_log {
             let _ = std::fs::remove_file(&path);
         }
     }
+}
+
+/// Removes a directory tree, but never through a mount point: a build killed with its chroot's
+/// /proc, /sys or /dev still mounted (mmdebstrap) must not have them emptied.
+pub fn remove_tree(path: &Path) -> Result<()> {
+    refuse_mounted(path)?;
+    match std::fs::remove_dir_all(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An error if file systems are mounted at or below `path`.
+fn refuse_mounted(path: &Path) -> Result<()> {
+    let mounts = mounts_under(path);
+    if !mounts.is_empty() {
+        bail!(
+            "{} has file systems mounted in it ({}); hint: umount them, then remove it \
+             (`simctl cache gc` does)",
+            path.display(),
+            mounts
+                .iter()
+                .map(|m| m.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Mount points at or below `dir` (from /proc/self/mounts, whose octal escapes are undone).
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mounts") else {
+        return Vec::new();
+    };
+    table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(1))
+        .map(|field| {
+            PathBuf::from(
+                field
+                    .replace("\\040", " ")
+                    .replace("\\011", "\t")
+                    .replace("\\012", "\n")
+                    .replace("\\134", "\\"),
+            )
+        })
+        .filter(|mount| mount.starts_with(dir))
+        .collect()
 }
 
 /// Bytes for people: 1536 -> "1.5 KiB".
@@ -506,5 +557,13 @@ mod tests {
         );
         drop(second);
         assert!(KeyLock::try_acquire(dir.path(), "k").is_some());
+    }
+
+    #[test]
+    fn a_tree_with_a_mount_in_it_is_never_removed() {
+        // /proc is a mount point on every Linux system; nothing is removed (it is refused first).
+        let err = remove_tree(Path::new("/proc")).unwrap_err();
+        assert!(format!("{err:#}").contains("umount"), "{err:#}");
+        assert!(mounts_under(Path::new("/nonexistent-simctl")).is_empty());
     }
 }

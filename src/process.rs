@@ -10,8 +10,9 @@
 //! does not kill at all.
 //!
 //! When simctl itself dies without a chance to clean up (kill -9), two things end the children:
-//! every direct child has `PR_SET_PDEATHSIG(SIGKILL)`, and the [`watchdog`] process kills every
-//! registered process group, which holds the grandchildren (make's compilers, mmdebstrap's apt).
+//! every direct child has `PR_SET_PDEATHSIG(SIGTERM)`, and the [`watchdog`] process ends every
+//! registered process group (TERM, grace, KILL), which holds the grandchildren (make's
+//! compilers, mmdebstrap's apt and dpkg).
 //! When a child exits, whatever it left in its group is killed too: an orphan is never wanted.
 
 mod watchdog;
@@ -125,9 +126,11 @@ impl Command {
             unsafe {
                 cmd.pre_exec(move || {
                     // The signal comes when the *thread* that forked ends: simctl spawns from
-                    // its main thread or threads that wait for the child (sweep, tests).
+                    // its main thread or threads that wait for the child (sweep, tests). TERM,
+                    // not KILL: mmdebstrap unmounts /proc and /sys from its chroot on TERM and
+                    // dies with them mounted on KILL; the watchdog sends KILL after a grace.
                     rustix::process::set_parent_process_death_signal(Some(
-                        rustix::process::Signal::KILL,
+                        rustix::process::Signal::TERM,
                     ))?;
                     // simctl may have died before the line above: then nobody sends it.
                     if rustix::process::getppid() != Some(simctl) {

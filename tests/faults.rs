@@ -157,10 +157,23 @@ fn kill_9(child: &mut Child) {
     child.wait().unwrap();
 }
 
-/// Processes of the bench still alive after `within`; they are killed (so that a failing test
-/// leaves nothing behind either) and returned.
+/// Whether `pid` is simctl's watchdog (a fork of simctl, so with simctl's command line).
+fn is_watchdog(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == WATCHDOG)
+}
+
+/// The watchdog's process name, and how long it may take to end the groups (SIGTERM, up to 5 s
+/// of grace while this machine's init reaps the dead, SIGKILL).
+const WATCHDOG: &str = "simctl-watchdog";
+const WATCHDOG_GRACE: Duration = Duration::from_secs(7);
+
+/// Processes of the bench still alive after `within` (the watchdog gets its grace on top); they
+/// are killed (so that a failing test leaves nothing behind either) and returned.
 fn survivors(bench: &Bench, within: Duration) -> Vec<(i32, String)> {
-    if eventually(within, || bench.processes().is_empty()) {
+    let children_gone = eventually(within, || {
+        bench.processes().iter().all(|(pid, _)| is_watchdog(*pid))
+    });
+    if children_gone && eventually(WATCHDOG_GRACE, || bench.processes().is_empty()) {
         return Vec::new();
     }
     let left = bench.processes();
@@ -654,10 +667,11 @@ fn kill_9_at_random_points_of_workload_image_and_qemu_run_recovers() {
         .unwrap_or(5);
     let bench = Bench::new();
     std::fs::create_dir_all(&bench.cache).unwrap();
-    // The kernel and the Debian root file system come from the user's cache when it has them
-    // (hard links: artifacts are never changed in place); what is killed is built here.
+    // The kernel, the Debian root file system and Go's build cache come from the user's cache
+    // when it has them (hard links: artifacts are never changed in place, Go's cache entries
+    // neither); what is killed is built here.
     let shared = shared_cache();
-    for kind in ["kernel-src", "kernels", "rootfs"] {
+    for kind in ["kernel-src", "kernels", "rootfs", "go-build-cache"] {
         if shared.join(kind).is_dir() {
             let status = Command::new("cp")
                 .arg("-al")

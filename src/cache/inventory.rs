@@ -340,6 +340,7 @@ pub fn remove(entry: &Entry) -> Result<()> {
             )
         })?),
     };
+    super::refuse_mounted(&entry.path)?;
     let doomed = match entry.state {
         State::Removing => entry.path.clone(),
         _ => {
@@ -353,8 +354,7 @@ pub fn remove(entry: &Entry) -> Result<()> {
             doomed
         }
     };
-    std::fs::remove_dir_all(&doomed)
-        .with_context(|| format!("cannot remove {}", doomed.display()))?;
+    super::remove_tree(&doomed)?;
     let artifact_left = entry
         .key
         .as_ref()

@@ -7,8 +7,8 @@
 //! background jobs; a subreaper only adopts orphans, it does not end them. The watchdog is forked
 //! from simctl once, on the first spawn, and reads a pipe whose write end only simctl holds
 //! (close-on-exec, so no child inherits it). simctl writes "group P started" (+P) and "group P
-//! ended" (-P) records; when the pipe reports end-of-file, simctl is gone and the watchdog sends
-//! SIGKILL to every group still registered, then exits. The groups hold the whole trees: every
+//! ended" (-P) records; when the pipe reports end-of-file, simctl is gone and the watchdog ends
+//! every group still registered like simctl would (SIGTERM, a grace period, SIGKILL), then exits. The groups hold the whole trees: every
 //! supervised child leads its own process group and make, mmdebstrap, scons and shells keep
 //! their descendants in it.
 //!
@@ -129,9 +129,7 @@ unsafe fn watchdog_main(read_end: RawFd) -> ! {
                     continue;
                 } else {
                     // End of file (simctl is gone) or an error: end every group still here.
-                    for &group in groups.iter().filter(|&&group| group > 0) {
-                        libc::kill(-group, libc::SIGKILL);
-                    }
+                    end_groups(&groups);
                     libc::_exit(0);
                 }
             }
@@ -146,3 +144,39 @@ unsafe fn watchdog_main(read_end: RawFd) -> ! {
         }
     }
 }
+
+/// SIGTERM to every group, up to [`GRACE_STEPS`] x [`GRACE_STEP_NS`] for them to go (mmdebstrap
+/// unmounts /proc and /sys from its chroot, gem5 and QEMU close their files), then SIGKILL to
+/// whatever is left. Raw system calls only (see `watchdog_main`).
+///
+/// # Safety
+/// Only async-signal-safe calls; meant for the watchdog process.
+unsafe fn end_groups(groups: &[libc::pid_t]) {
+    unsafe {
+        let live = |group: &&libc::pid_t| **group > 0;
+        for &group in groups.iter().filter(live) {
+            libc::kill(-group, libc::SIGTERM);
+        }
+        for _ in 0..GRACE_STEPS {
+            if groups
+                .iter()
+                .filter(live)
+                .all(|&group| libc::kill(-group, 0) != 0)
+            {
+                break;
+            }
+            let step = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: GRACE_STEP_NS,
+            };
+            libc::nanosleep(&step, std::ptr::null_mut());
+        }
+        for &group in groups.iter().filter(live) {
+            libc::kill(-group, libc::SIGKILL);
+        }
+    }
+}
+
+/// The grace period of the watchdog: 50 x 100 ms, as long as simctl's own (`process::GRACE`).
+const GRACE_STEPS: u32 = 50;
+const GRACE_STEP_NS: libc::c_long = 100_000_000;
