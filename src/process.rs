@@ -12,8 +12,8 @@
 //! When simctl itself dies without a chance to clean up (kill -9), two things end the children:
 //! every direct child has `PR_SET_PDEATHSIG(SIGTERM)`, and the [`watchdog`] process ends every
 //! registered process group (TERM, grace, KILL), which holds the grandchildren (make's
-//! compilers, mmdebstrap's apt and dpkg).
-//! When a child exits, whatever it left in its group is killed too: an orphan is never wanted.
+//! compilers, mmdebstrap's apt and dpkg). When a child exits, whatever it left in its group is
+//! killed too: an orphan is never wanted.
 
 mod watchdog;
 
