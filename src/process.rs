@@ -543,18 +543,29 @@ mod tests {
         let deadline = Instant::now() + Duration::from_millis(600);
         let ended = child.wait(Some(deadline), |_| Ok(Watch::Continue)).unwrap();
         assert!(matches!(ended, Ended::TimedOut { .. }), "{ended:?}");
-        let grandchild: i32 = std::fs::read_to_string(&pid_file)
+        let grandchild = pid_in(&pid_file);
+        assert!(
+            dies_soon(grandchild),
+            "grandchild {grandchild} survived the group kill"
+        );
+    }
+
+    /// The pid a test script wrote into `file`.
+    fn pid_in(file: &Path) -> i32 {
+        std::fs::read_to_string(file)
             .unwrap()
             .trim()
             .parse()
-            .unwrap();
-        let gone = (0..50).any(|_| {
+            .unwrap()
+    }
+
+    /// Whether process `pid` is gone (or only a zombie) within a second.
+    fn dies_soon(pid: i32) -> bool {
+        (0..50).any(|_| {
             std::thread::sleep(Duration::from_millis(20));
-            !Path::new(&format!("/proc/{grandchild}")).exists()
-                || std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
-                    .is_ok_and(|stat| stat.contains(") Z "))
-        });
-        assert!(gone, "grandchild {grandchild} survived the group kill");
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |stat| stat.contains(") Z "))
+        })
     }
 
     #[test]
@@ -566,17 +577,11 @@ mod tests {
             .args(["-c", script.as_str()])
             .run_logged(&dir.path().join("log"), None)
             .unwrap();
-        let orphan: i32 = std::fs::read_to_string(&pid_file)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        let gone = (0..50).any(|_| {
-            std::thread::sleep(Duration::from_millis(20));
-            std::fs::read_to_string(format!("/proc/{orphan}/stat"))
-                .map_or(true, |stat| stat.contains(") Z "))
-        });
-        assert!(gone, "background job {orphan} outlived its shell");
+        let orphan = pid_in(&pid_file);
+        assert!(
+            dies_soon(orphan),
+            "background job {orphan} outlived its shell"
+        );
     }
 
     #[test]

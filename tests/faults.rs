@@ -206,6 +206,20 @@ fn partial_artifacts(cache: &Path) -> Vec<PathBuf> {
     partial
 }
 
+/// After a kill of simctl: no process of the bench left after `within`, no partial artifact.
+fn assert_clean_after_kill(bench: &Bench, within: Duration, what: &str) {
+    let left = survivors(bench, within);
+    assert!(
+        left.is_empty(),
+        "{what}: processes outlived simctl: {left:?}"
+    );
+    assert_eq!(
+        partial_artifacts(&bench.cache),
+        Vec::<PathBuf>::new(),
+        "{what}"
+    );
+}
+
 /// Names in `<cache>/<kind>/` that start with `prefix`.
 fn entries_starting(cache: &Path, kind: &str, prefix: &str) -> Vec<String> {
     std::fs::read_dir(cache.join(kind))
@@ -382,15 +396,10 @@ fn kill_9_at_random_points_of_a_build_never_leaves_partial_artifacts_or_processe
         let finished = simctl.try_wait().unwrap().is_some();
         kill_9(&mut simctl);
         // Orphans of a step would live on for up to its 2 s; the watchdog ends them at once.
-        let left = survivors(&bench, Duration::from_secs(1));
-        assert!(
-            left.is_empty(),
-            "kill {kill} ({doing}): processes outlived simctl: {left:?}"
-        );
-        assert_eq!(
-            partial_artifacts(&bench.cache),
-            Vec::<PathBuf>::new(),
-            "kill {kill} ({doing})"
+        assert_clean_after_kill(
+            &bench,
+            Duration::from_secs(1),
+            &format!("kill {kill} ({doing})"),
         );
         stages.push(if finished { "already finished" } else { doing });
         if finished {
@@ -640,15 +649,10 @@ fn kill_repeatedly(
             .collect();
         let finished = simctl.try_wait().unwrap().is_some();
         kill_9(&mut simctl);
-        let left = survivors(bench, Duration::from_secs(2));
-        assert!(
-            left.is_empty(),
-            "{args:?} kill {kill} after {delay:?}: processes outlived simctl: {left:?}"
-        );
-        assert_eq!(
-            partial_artifacts(&bench.cache),
-            Vec::<PathBuf>::new(),
-            "{args:?} kill {kill} after {delay:?}"
+        assert_clean_after_kill(
+            bench,
+            Duration::from_secs(2),
+            &format!("{args:?} kill {kill} after {delay:?}"),
         );
         outcomes.push(if finished {
             format!("{:.1}s: already finished", delay.as_secs_f64())
