@@ -283,7 +283,12 @@ fn finish(staging: &Path, key: &CacheKey) -> Result<()> {
 fn staging_key(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(STAGING_PREFIX)?;
     let (key, _) = rest.split_once('-')?;
-    (key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())).then_some(key)
+    is_key(key).then_some(key)
+}
+
+/// Whether `name` has the form of an artifact key (32 hex digits, see [`CacheKey::hex`]).
+fn is_key(name: &str) -> bool {
+    name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Removes the staging directories of `kind_dir` that no running build owns: those of

@@ -505,6 +505,9 @@ fn cache_gc_keeps_what_recent_runs_use_and_removes_the_rest() {
     let failed = kernels.join(format!("{}.failed", "1".repeat(32)));
     std::fs::create_dir_all(&failed).unwrap();
     std::fs::write(failed.join("build.log"), "error").unwrap();
+    // Not named like anything the store makes: not gc's to remove, however old.
+    let foreign = kernels.join("notes");
+    std::fs::create_dir_all(&foreign).unwrap();
     for dir in std::fs::read_dir(&kernels).unwrap().flatten() {
         age_by_days(&dir.path(), 40);
     }
@@ -579,6 +582,7 @@ fn cache_gc_keeps_what_recent_runs_use_and_removes_the_rest() {
         "{removed}"
     );
     assert!(used.is_file(), "the kernel a recent run used stays");
+    assert!(foreign.is_dir(), "{removed}");
     // The kernel's source tree is kept too: the kept kernel was built from it.
     assert!(
         std::fs::read_dir(bench.cache.join("kernel-src"))

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 
 use super::lock::{KeyLock, lock_path};
-use super::{FAILED_SUFFIX, KEY_FILE, STAGING_PREFIX, staging_key};
+use super::{FAILED_SUFFIX, KEY_FILE, is_key, staging_key};
 
 /// Prefix of an artifact that `gc` is removing (renamed first, so it never looks finished).
 pub const REMOVING_PREFIX: &str = ".removing-";
@@ -217,9 +217,9 @@ fn scan_kind(
         .collect();
     names.sort();
     let is_store = names.iter().any(|name| {
-        name.ends_with(".lock")
-            || name.ends_with(FAILED_SUFFIX)
-            || name.starts_with(STAGING_PREFIX)
+        name.strip_suffix(".lock").is_some_and(is_key)
+            || name.strip_suffix(FAILED_SUFFIX).is_some_and(is_key)
+            || staging_key(name).is_some()
             || kind_dir.join(name).join(KEY_FILE).is_file()
     });
     if !is_store {
@@ -237,14 +237,17 @@ fn scan_kind(
         let (key, state) = if let Some(key) = staging_key(&name) {
             let live = !KeyLock::is_free(kind_dir, key);
             (Some(key.to_string()), State::Staging { live })
-        } else if let Some(key) = name.strip_suffix(FAILED_SUFFIX) {
+        } else if let Some(key) = name.strip_suffix(FAILED_SUFFIX).filter(|k| is_key(k)) {
             (Some(key.to_string()), State::Failed)
         } else if name.starts_with(REMOVING_PREFIX) {
             (None, State::Removing)
         } else if path.join(KEY_FILE).is_file() {
             (Some(name.clone()), State::Artifact)
-        } else {
+        } else if is_key(&name) {
             (Some(name.clone()), State::Incomplete)
+        } else {
+            // Not named by the store: someone else's, never listed for removal.
+            continue;
         };
         let inputs = match state {
             State::Artifact => std::fs::read_to_string(path.join(KEY_FILE))
