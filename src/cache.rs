@@ -241,7 +241,7 @@ impl Store {
                 })
             }
             Err(err) => {
-                if is_disk_full(&err) {
+                if ran_out_of_space(&err, &kind_dir) {
                     // Keep the logs that say what happened, give the rest of the space back.
                     keep_only_logs(staging.path());
                 }
@@ -336,14 +336,17 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
+/// Whether a build failed with `err` because the file system of `dir` is (nearly) full.
+fn ran_out_of_space(err: &anyhow::Error, dir: &Path) -> bool {
+    is_disk_full(err) || free_bytes(dir).is_some_and(|free| free < NEARLY_FULL)
+}
+
 /// Turns an error of a build that ran out of disk into one that says so and what to do.
 fn explain_disk_full(err: anyhow::Error, kind_dir: &Path, kind: &str, key: &str) -> anyhow::Error {
-    let free = free_bytes(kind_dir);
-    let nearly_full = free.is_some_and(|free| free < NEARLY_FULL);
-    if !is_disk_full(&err) && !nearly_full {
+    if !ran_out_of_space(&err, kind_dir) {
         return err;
     }
-    let free = free.map_or("unknown".to_string(), human_bytes);
+    let free = free_bytes(kind_dir).map_or("unknown".to_string(), human_bytes);
     err.context(format!(
         "no space left on device while writing {kind} {key} into {} ({free} free); hint: free \
          space (`simctl cache ls` shows what takes it, `simctl cache gc` removes what is unused) \
