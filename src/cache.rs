@@ -10,7 +10,13 @@ use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+
+use lock::KeyLock;
+
+pub mod cli;
+pub mod inventory;
+mod lock;
 
 /// File written into every finished artifact: the inputs its key was made from.
 pub const KEY_FILE: &str = "simctl-key.txt";
@@ -161,16 +167,23 @@ impl Store {
         self.root.join(kind).join(key.hex())
     }
 
-    /// The finished artifact, if it was built before.
+    /// The finished artifact, if it was built before. Finding it counts as a use: its
+    /// directory's modification time is the "last used" that `simctl cache gc` goes by.
     pub fn lookup(&self, kind: &str, key: &CacheKey) -> Option<PathBuf> {
         let path = self.path(kind, key);
-        path.join(KEY_FILE).is_file().then_some(path)
+        if !path.join(KEY_FILE).is_file() {
+            return None;
+        }
+        // Not a change of the artifact (its files stay as they are); a read-only cache is fine.
+        let _ = File::open(&path).and_then(|dir| dir.set_modified(std::time::SystemTime::now()));
+        Some(path)
     }
 
     /// Returns the finished artifact, building it first when needed. `build` fills the staging
     /// directory it is given; only when it returns Ok is that directory renamed into place.
-    /// Concurrent callers with the same key wait for each other (a lock file), so a sweep
-    /// running many runs in parallel builds each artifact once.
+    /// Concurrent callers with the same key wait for each other (a lock file, with a message
+    /// naming the builder's pid), so a sweep running many runs in parallel builds each artifact
+    /// once. Staging directories that no live build owns (simctl was killed) are removed first.
     pub fn get_or_build(
         &self,
         kind: &str,
@@ -181,37 +194,37 @@ impl Store {
             return Ok(Artifact { path, reused: true });
         }
         let kind_dir = self.root.join(kind);
+        let hex = key.hex();
         std::fs::create_dir_all(&kind_dir)
+            .map_err(anyhow::Error::new)
+            .map_err(|err| explain_disk_full(err, &kind_dir, kind, &hex))
             .with_context(|| format!("cannot create cache directory {}", kind_dir.display()))?;
-        let final_path = self.path(kind, key);
-        let lock_path = kind_dir.join(format!("{}.lock", key.hex()));
-        let lock = File::create(&lock_path)
-            .with_context(|| format!("cannot create lock file {}", lock_path.display()))?;
-        lock.lock()
-            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        let _lock = KeyLock::acquire(&kind_dir, kind, &hex)?;
         if let Some(path) = self.lookup(kind, key) {
             return Ok(Artifact { path, reused: true });
         }
+        remove_stale_staging(&kind_dir, &hex);
         let staging = tempfile::Builder::new()
-            .prefix(&format!(".staging-{}-", key.hex()))
+            .prefix(&format!("{STAGING_PREFIX}{hex}-"))
             .tempdir_in(&kind_dir)
+            .map_err(anyhow::Error::new)
+            .map_err(|err| explain_disk_full(err, &kind_dir, kind, &hex))
             .with_context(|| {
                 format!(
                     "cannot create a staging directory in {}",
                     kind_dir.display()
                 )
             })?;
-        match build(staging.path()) {
+        let built = build(staging.path())
+            .and_then(|()| finish(staging.path(), key))
+            .map_err(|err| explain_disk_full(err, &kind_dir, kind, &hex));
+        match built {
             Ok(()) => {
-                std::fs::write(staging.path().join(KEY_FILE), key.describe())?;
-                // Staging dirs are created 0700; a finished artifact is for everyone who
-                // shares the cache (e.g. Slurm jobs of the same group).
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))?;
                 let staged = staging.keep();
+                let final_path = self.path(kind, key);
                 if final_path.exists() {
                     // Left by a build that died before writing KEY_FILE: not an artifact.
-                    std::fs::remove_dir_all(&final_path).with_context(|| {
+                    remove_tree(&final_path).with_context(|| {
                         format!("cannot remove incomplete {}", final_path.display())
                     })?;
                 }
@@ -228,19 +241,200 @@ impl Store {
                 })
             }
             Err(err) => {
-                let failed = kind_dir.join(format!("{}.failed", key.hex()));
-                let _ = std::fs::remove_dir_all(&failed);
+                if ran_out_of_space(&err, &kind_dir) {
+                    // Keep the logs that say what happened, give the rest of the space back.
+                    keep_only_logs(staging.path());
+                }
+                let failed = kind_dir.join(format!("{hex}{FAILED_SUFFIX}"));
+                let _ = remove_tree(&failed);
                 let staged = staging.keep();
                 match std::fs::rename(&staged, &failed) {
                     Ok(()) => Err(err.context(format!(
-                        "building {kind} {} failed; its files and logs are kept in {}",
-                        key.hex(),
+                        "building {kind} {hex} failed; its files and logs are kept in {}",
                         failed.display()
                     ))),
-                    Err(_) => Err(err),
+                    Err(_) => {
+                        let _ = remove_tree(&staged);
+                        Err(err)
+                    }
                 }
             }
         }
+    }
+}
+
+/// Prefix of the directory a build fills before it is renamed to `<key>/`.
+const STAGING_PREFIX: &str = ".staging-";
+/// Suffix of the directory a failed build is kept in.
+const FAILED_SUFFIX: &str = ".failed";
+
+/// Marks a filled staging directory finished: the key file, and permissions for everyone who
+/// shares the cache (staging dirs are created 0700; e.g. Slurm jobs of the same group read it).
+fn finish(staging: &Path, key: &CacheKey) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let key_file = staging.join(KEY_FILE);
+    std::fs::write(&key_file, key.describe())
+        .with_context(|| format!("cannot write {}", key_file.display()))?;
+    std::fs::set_permissions(staging, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot make {} readable", staging.display()))
+}
+
+/// The key a staging directory belongs to (`.staging-<key>-<random>`).
+fn staging_key(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(STAGING_PREFIX)?;
+    let (key, _) = rest.split_once('-')?;
+    is_key(key).then_some(key)
+}
+
+/// Whether `name` has the form of an artifact key (32 hex digits, see [`CacheKey::hex`]).
+fn is_key(name: &str) -> bool {
+    name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Removes the staging directories of `kind_dir` that no running build owns: those of
+/// `own_key` (whose lock the caller holds) and those whose key lock is free. A build holds its
+/// key's lock from before it creates its staging directory until it renamed it, so a free lock
+/// means its builder died (kill -9, power loss) and the directory is garbage.
+fn remove_stale_staging(kind_dir: &Path, own_key: &str) {
+    let Ok(entries) = std::fs::read_dir(kind_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(key) = staging_key(&name) else {
+            continue;
+        };
+        let stale = key == own_key || KeyLock::try_acquire(kind_dir, key).is_some();
+        if stale && let Err(err) = remove_tree(&entry.path()) {
+            eprintln!("warning: left the staging directory of a killed build: {err:#}");
+        }
+    }
+}
+
+/// Whether an error comes from a full file system (or an exhausted quota).
+fn is_disk_full(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        }) || cause.to_string().contains(NO_SPACE)
+    })
+}
+
+/// What the C library calls ENOSPC; tools print it in their logs, which end up in our errors.
+const NO_SPACE: &str = "No space left on device";
+
+/// Below this many free bytes, a failed build is taken as a victim of a full disk: tools that
+/// run out of space (tar, make, mke2fs) only say so in their logs.
+const NEARLY_FULL: u64 = 1 << 20;
+
+/// Free bytes for unprivileged users on the file system of `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// Whether a build failed with `err` because the file system of `dir` is (nearly) full.
+fn ran_out_of_space(err: &anyhow::Error, dir: &Path) -> bool {
+    is_disk_full(err) || free_bytes(dir).is_some_and(|free| free < NEARLY_FULL)
+}
+
+/// Turns an error of a build that ran out of disk into one that says so and what to do.
+fn explain_disk_full(err: anyhow::Error, kind_dir: &Path, kind: &str, key: &str) -> anyhow::Error {
+    if !ran_out_of_space(&err, kind_dir) {
+        return err;
+    }
+    let free = free_bytes(kind_dir).map_or("unknown".to_string(), human_bytes);
+    err.context(format!(
+        "no space left on device while writing {kind} {key} into {} ({free} free); hint: free \
+         space (`simctl cache ls` shows what takes it, `simctl cache gc` removes what is unused) \
+         or set SIMCTL_CACHE to a larger disk",
+        kind_dir.display()
+    ))
+}
+
+/// Removes everything under `dir` except files whose name ends in `.log`.
+fn keep_only_logs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_log = path.extension().is_some_and(|ext| ext == "log");
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = remove_tree(&path);
+        } else if !is_log {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Removes a directory tree, but never through a mount point: a build killed with its chroot's
+/// /proc, /sys or /dev still mounted (mmdebstrap) must not have them emptied.
+pub fn remove_tree(path: &Path) -> Result<()> {
+    refuse_mounted(path)?;
+    match std::fs::remove_dir_all(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An error if file systems are mounted at or below `path`.
+fn refuse_mounted(path: &Path) -> Result<()> {
+    let mounts = mounts_under(path);
+    if !mounts.is_empty() {
+        bail!(
+            "{} has file systems mounted in it ({}); hint: umount them, then remove it \
+             (`simctl cache gc` does)",
+            path.display(),
+            mounts
+                .iter()
+                .map(|m| m.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Mount points at or below `dir` (from /proc/self/mounts, whose octal escapes are undone).
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mounts") else {
+        return Vec::new();
+    };
+    table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(1))
+        .map(|field| {
+            PathBuf::from(
+                field
+                    .replace("\\040", " ")
+                    .replace("\\011", "\t")
+                    .replace("\\012", "\n")
+                    .replace("\\134", "\\"),
+            )
+        })
+        .filter(|mount| mount.starts_with(dir))
+        .collect()
+}
+
+/// Bytes for people: 1536 -> "1.5 KiB".
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -333,5 +527,51 @@ mod tests {
             .unwrap();
         assert!(again.reused);
         assert_eq!(again.path, built.path);
+    }
+
+    #[test]
+    fn staging_of_a_live_build_stays_and_that_of_a_dead_one_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let key = |x: &str| CacheKey::new("thing", 1).text("x", x).hex();
+        let kind_dir = dir.path().join("thing");
+        let staging = |k: &str| kind_dir.join(format!("{STAGING_PREFIX}{k}-abc123"));
+        for k in ["own", "live", "dead"] {
+            std::fs::create_dir_all(staging(&key(k))).unwrap();
+        }
+        let live = KeyLock::try_acquire(&kind_dir, &key("live")).unwrap();
+        let own = CacheKey::new("thing", 1).text("x", "own");
+        store.get_or_build("thing", &own, |_| Ok(())).unwrap();
+        assert!(staging(&key("live")).is_dir(), "a build holds its lock");
+        assert!(!staging(&key("dead")).exists() && !staging(&key("own")).exists());
+        drop(live);
+    }
+
+    #[test]
+    fn a_lock_file_removed_while_waited_on_is_locked_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = KeyLock::acquire(dir.path(), "thing", "k").unwrap();
+        let waiter = {
+            let dir = dir.path().to_path_buf();
+            std::thread::spawn(move || KeyLock::acquire(&dir, "thing", "k").unwrap())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // What gc does: delete the file while holding it, then release.
+        first.remove();
+        let second = waiter.join().unwrap();
+        assert!(
+            KeyLock::try_acquire(dir.path(), "k").is_none(),
+            "the waiter holds the lock file the path names now"
+        );
+        drop(second);
+        assert!(KeyLock::try_acquire(dir.path(), "k").is_some());
+    }
+
+    #[test]
+    fn a_tree_with_a_mount_in_it_is_never_removed() {
+        // /proc is a mount point on every Linux system; nothing is removed (it is refused first).
+        let err = remove_tree(Path::new("/proc")).unwrap_err();
+        assert!(format!("{err:#}").contains("umount"), "{err:#}");
+        assert!(mounts_under(Path::new("/nonexistent-simctl")).is_empty());
     }
 }

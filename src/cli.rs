@@ -46,6 +46,8 @@ pub enum Command {
     Doctor(crate::run::doctor::DoctorArgs),
     /// Run a set of runs across configurations, locally in parallel or on Slurm.
     Sweep(crate::sweep::SweepArgs),
+    /// What the artifact cache holds (`ls`) and removing what no recent run needs (`gc`).
+    Cache(crate::cache::cli::CacheArgs),
     /// Run one point of a resolved sweep (what a Slurm array task runs).
     #[command(hide = true)]
     SweepTask(crate::sweep::SweepTaskArgs),
@@ -79,6 +81,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Doctor(args) => crate::run::doctor::run_cli(args),
         Command::Sweep(args) => crate::sweep::run_cli(args),
         Command::SweepTask(args) => crate::sweep::run_task(args),
+        Command::Cache(args) => crate::cache::cli::run_cli(args),
     }
 }
 

@@ -8,6 +8,14 @@
 //!
 //! duct alone is not enough: `Handle::kill` signals only the direct child and dropping a handle
 //! does not kill at all.
+//!
+//! When simctl itself dies without a chance to clean up (kill -9), two things end the children:
+//! every direct child has `PR_SET_PDEATHSIG(SIGTERM)`, and the [`watchdog`] process ends every
+//! registered process group (TERM, grace, KILL), which holds the grandchildren (make's
+//! compilers, mmdebstrap's apt and dpkg). When a child exits, whatever it left in its group is
+//! killed too: an orphan is never wanted.
+
+mod watchdog;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -113,6 +121,24 @@ impl Command {
             // A group of its own: signals for the child reach its whole tree, and the
             // terminal's Ctrl-C reaches only simctl, which then ends the group itself.
             cmd.process_group(0);
+            let simctl = rustix::process::getpid();
+            // SAFETY: the hook runs between fork and exec and makes two raw system calls only.
+            unsafe {
+                cmd.pre_exec(move || {
+                    // The signal comes when the *thread* that forked ends: simctl spawns from
+                    // its main thread or threads that wait for the child (sweep, tests). TERM,
+                    // not KILL: mmdebstrap unmounts /proc and /sys from its chroot on TERM and
+                    // dies with them mounted on KILL; the watchdog sends KILL after a grace.
+                    rustix::process::set_parent_process_death_signal(Some(
+                        rustix::process::Signal::TERM,
+                    ))?;
+                    // simctl may have died before the line above: then nobody sends it.
+                    if rustix::process::getppid() != Some(simctl) {
+                        return Err(rustix::io::Errno::SRCH.into());
+                    }
+                    Ok(())
+                })
+            };
             Ok(())
         })
     }
@@ -136,6 +162,7 @@ impl Command {
             .start()
             .map_err(|err| spawn_error(self, err))?;
         let pid = handle.pids().first().copied().context("child has no pid")?;
+        watchdog::watch_group(pid);
         Ok(Supervised {
             handle,
             pid,
@@ -156,12 +183,21 @@ impl Command {
 
     /// Runs the command and returns its stdout (stderr goes to `log`); for short queries.
     pub fn read_stdout(&self) -> Result<String> {
-        let output = self
+        let handle = self
             .expression()
             .stdout_capture()
             .stderr_capture()
-            .run()
+            .start()
             .map_err(|err| spawn_error(self, err))?;
+        let pid = handle.pids().first().copied();
+        if let Some(pid) = pid {
+            watchdog::watch_group(pid);
+        }
+        let output = handle.into_output();
+        if let Some(pid) = pid {
+            end_leftovers(pid);
+        }
+        let output = output.with_context(|| format!("waiting for `{}`", self.display()))?;
         if !output.status.success() {
             bail!(
                 "`{}` failed ({}): {}",
@@ -274,13 +310,8 @@ impl Supervised {
         mut watch: impl FnMut(&Path) -> Result<Watch>,
     ) -> Result<Ended> {
         loop {
-            if let Some(output) = self.handle.try_wait().context("waiting for child")? {
-                self.finished = true;
-                return Ok(Ended::Exited {
-                    code: output.status.code(),
-                    what: self.what.clone(),
-                    log: self.log.clone(),
-                });
+            if let Some(ended) = self.try_ended()? {
+                return Ok(ended);
             }
             if interrupted() {
                 self.terminate();
@@ -315,18 +346,20 @@ impl Supervised {
 
     /// The end of the child if it has ended, without waiting.
     pub fn try_ended(&mut self) -> Result<Option<Ended>> {
-        Ok(self
+        let Some(code) = self
             .handle
             .try_wait()
             .context("waiting for child")?
-            .map(|output| {
-                self.finished = true;
-                Ended::Exited {
-                    code: output.status.code(),
-                    what: self.what.clone(),
-                    log: self.log.clone(),
-                }
-            }))
+            .map(|output| output.status.code())
+        else {
+            return Ok(None);
+        };
+        self.reaped();
+        Ok(Some(Ended::Exited {
+            code,
+            what: self.what.clone(),
+            log: self.log.clone(),
+        }))
     }
 
     /// SIGTERM to the group, then SIGKILL after the grace period; reaps the child.
@@ -345,7 +378,15 @@ impl Supervised {
         // The leader may be gone while other members of its group still run: KILL them all.
         signal_group(self.pid, rustix::process::Signal::KILL);
         let _ = self.handle.wait();
-        self.finished = true;
+        self.reaped();
+    }
+
+    /// The leader has been reaped: whatever it left running in its group is an orphan.
+    fn reaped(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            end_leftovers(self.pid);
+        }
     }
 }
 
@@ -353,6 +394,14 @@ impl Drop for Supervised {
     fn drop(&mut self) {
         self.terminate();
     }
+}
+
+/// Kills what is left of the group of a reaped leader (background jobs it did not wait for) and
+/// tells the watchdog the group is gone. The group id cannot have been reused yet: a pid stays
+/// reserved while any process has it as its group, and the leader was reaped just now.
+fn end_leftovers(pid: u32) {
+    signal_group(pid, rustix::process::Signal::KILL);
+    watchdog::forget_group(pid);
 }
 
 fn signal_group(pid: u32, signal: rustix::process::Signal) {
@@ -494,18 +543,45 @@ mod tests {
         let deadline = Instant::now() + Duration::from_millis(600);
         let ended = child.wait(Some(deadline), |_| Ok(Watch::Continue)).unwrap();
         assert!(matches!(ended, Ended::TimedOut { .. }), "{ended:?}");
-        let grandchild: i32 = std::fs::read_to_string(&pid_file)
+        let grandchild = pid_in(&pid_file);
+        assert!(
+            dies_soon(grandchild),
+            "grandchild {grandchild} survived the group kill"
+        );
+    }
+
+    /// The pid a test script wrote into `file`.
+    fn pid_in(file: &Path) -> i32 {
+        std::fs::read_to_string(file)
             .unwrap()
             .trim()
             .parse()
-            .unwrap();
-        let gone = (0..50).any(|_| {
+            .unwrap()
+    }
+
+    /// Whether process `pid` is gone (or only a zombie) within a second.
+    fn dies_soon(pid: i32) -> bool {
+        (0..50).any(|_| {
             std::thread::sleep(Duration::from_millis(20));
-            !Path::new(&format!("/proc/{grandchild}")).exists()
-                || std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
-                    .is_ok_and(|stat| stat.contains(") Z "))
-        });
-        assert!(gone, "grandchild {grandchild} survived the group kill");
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |stat| stat.contains(") Z "))
+        })
+    }
+
+    #[test]
+    fn what_a_child_leaves_running_in_its_group_dies_when_it_exits() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("orphan.pid");
+        let script = format!("sleep 300 & echo $! > {}", pid_file.display());
+        Command::new("sh")
+            .args(["-c", script.as_str()])
+            .run_logged(&dir.path().join("log"), None)
+            .unwrap();
+        let orphan = pid_in(&pid_file);
+        assert!(
+            dies_soon(orphan),
+            "background job {orphan} outlived its shell"
+        );
     }
 
     #[test]
