@@ -5,7 +5,12 @@
 //! Go functions are built with Debian's Go and gRPC packages in GOPATH mode (no module proxy),
 //! statically (`CGO_ENABLED=0`); the gRPC code is generated from `workloads/proto/` with
 //! Debian's protoc-gen-go and protoc-gen-go-grpc. Python functions ship their sources and the
-//! generated modules and name the Debian packages they need at run time.
+//! generated modules and name the Debian packages they need at run time. Node.js functions ship
+//! their sources, `workloads/proto/` as `proto/` (loaded at start-up by @grpc/proto-loader, as
+//! vSwarm's do) and a `node_modules/` installed by `npm ci` from the committed
+//! `package-lock.json` (exact versions and integrity hashes), with npm's download cache inside
+//! simctl's cache; nothing fetched is committed. Every other file of a workload folder (data such as a product catalogue) is copied
+//! into the install tree as is.
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +22,7 @@ use crate::process::Command;
 use crate::project::Project;
 
 /// Bump when the build recipe changes.
-const RECIPE_VERSION: u32 = 1;
+const RECIPE_VERSION: u32 = 2;
 /// Where workloads live inside the guest.
 pub const GUEST_ROOT: &str = "/opt/simctl/workloads";
 
@@ -30,12 +35,28 @@ pub struct BuildWorkloadArgs {
     pub names: Vec<String>,
 }
 
+/// List the workloads in workloads/ with language, service and default input.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  simctl workloads\n  simctl run --workload fibonacci-nodejs")]
+pub struct WorkloadsArgs {}
+
 /// The language a workload is written in, which decides how it is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     Go,
     Python,
+    Nodejs,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Go => "go",
+            Language::Python => "python",
+            Language::Nodejs => "nodejs",
+        }
+    }
 }
 
 /// `workloads/<name>/workload.toml`.
@@ -58,6 +79,12 @@ pub struct Manifest {
     /// Debian packages the function needs at run time inside the image.
     #[serde(default)]
     pub guest_packages: Vec<String>,
+    /// The vSwarm commit whose implementation this function reproduces (absent for our own).
+    #[serde(default)]
+    pub vswarm_commit: Option<String>,
+    /// The vSwarm source file it reproduces, relative to vSwarm's root.
+    #[serde(default)]
+    pub vswarm_source: Option<String>,
 }
 
 /// A workload found in the tree.
@@ -153,6 +180,7 @@ pub fn build(project: &Project, workload: &Workload) -> Result<PathBuf> {
         match workload.manifest.language {
             Language::Go => build_go(project, workload, staging, &install),
             Language::Python => build_python(project, workload, staging, &install),
+            Language::Nodejs => build_nodejs(project, workload, staging, &install),
         }
     })?;
     Ok(artifact.path.join("root"))
@@ -185,6 +213,7 @@ fn build_go(project: &Project, workload: &Workload, staging: &Path, install: &Pa
             std::fs::copy(entry.path(), package.join(entry.file_name()))?;
         }
     }
+    copy_dir(&workload.dir, install, &["go"])?;
     let gocache = project.cache_dir().join("go-build-cache");
     let gopath_value = format!("{}:/usr/share/gocode", gopath.display());
     Command::new("go")
@@ -225,13 +254,121 @@ fn build_python(
         .context(
             "cannot generate the Python gRPC code; hint: apt-get install python3-grpc-tools",
         )?;
-    for entry in std::fs::read_dir(&workload.dir)? {
+    copy_dir(&workload.dir, install, &[])
+}
+
+fn build_nodejs(
+    project: &Project,
+    workload: &Workload,
+    staging: &Path,
+    install: &Path,
+) -> Result<()> {
+    let log = staging.join("build.log");
+    if !workload.dir.join("package-lock.json").is_file() {
+        bail!(
+            "{}: a Node.js workload needs a package-lock.json beside package.json so that its \
+             build is reproducible; hint: run `npm install --package-lock-only` there and commit it",
+            workload.dir.display()
+        );
+    }
+    let protos = install.join("proto");
+    std::fs::create_dir_all(&protos)?;
+    copy_dir(&project.workloads_dir().join("proto"), &protos, &[])?;
+    copy_dir(&workload.dir, install, &[])?;
+    Command::new("npm")
+        .args([
+            "ci",
+            "--omit=dev",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "--prefer-offline",
+        ])
+        .arg("--cache")
+        .arg(project.cache_dir().join("npm-cache"))
+        .dir(install)
+        .env("NODE_ENV", "production")
+        .run_logged(&log, None)
+        .context(
+            "npm ci failed (it needs the npm registry unless every package is in the cache); \
+             hint: apt-get install npm, and check the registry is reachable",
+        )
+}
+
+/// Copies the folder `from` into `to`, sub-folders included, except `workload.toml` (copied
+/// first, by `build`), `node_modules/` and files with the `compiled` extensions.
+fn copy_dir(from: &Path, to: &Path, compiled: &[&str]) -> Result<()> {
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
         let entry = entry?;
-        if entry.path().extension().is_some_and(|ext| ext == "py") {
-            std::fs::copy(entry.path(), install.join(entry.file_name()))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let skip = name == "workload.toml"
+            || name == "node_modules"
+            || path
+                .extension()
+                .is_some_and(|ext| compiled.iter().any(|c| ext == *c));
+        if skip {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_dir(&path, &target, compiled)?;
+        } else {
+            std::fs::copy(&path, &target)
+                .with_context(|| format!("cannot copy {}", path.display()))?;
         }
     }
     Ok(())
+}
+
+/// `simctl workloads`: one aligned row per workload; every manifest is loaded, so a broken one
+/// is reported with its file instead of being left out.
+pub fn list_cli(_args: WorkloadsArgs) -> Result<()> {
+    let project = Project::locate()?;
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "LANGUAGE".to_string(),
+        "SERVICE".to_string(),
+        "METHOD".to_string(),
+        "DEFAULT INPUT".to_string(),
+    ]];
+    for name in list(&project)? {
+        let manifest = Workload::load(&project, &name)?.manifest;
+        rows.push([
+            manifest.name,
+            manifest.language.as_str().to_string(),
+            manifest.service,
+            manifest.method,
+            format!("{:?}", manifest.default_request),
+        ]);
+    }
+    print!("{}", format_table(&rows));
+    Ok(())
+}
+
+/// Left-aligned columns separated by two spaces, last column unpadded.
+fn format_table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        for (column, cell) in row.iter().enumerate() {
+            if column + 1 == N {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  ", width = widths[column]));
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 pub fn run_cli(args: BuildWorkloadArgs) -> Result<()> {
@@ -276,6 +413,18 @@ mod tests {
             list(&project())
                 .unwrap()
                 .contains(&"fibonacci-go".to_string())
+        );
+    }
+
+    #[test]
+    fn table_columns_line_up() {
+        let rows = [
+            ["NAME".to_string(), "LANGUAGE".to_string()],
+            ["fibonacci-nodejs".to_string(), "nodejs".to_string()],
+        ];
+        assert_eq!(
+            format_table(&rows),
+            "NAME              LANGUAGE\nfibonacci-nodejs  nodejs\n"
         );
     }
 

@@ -24,6 +24,9 @@ pub mod proto {
     pub mod spin {
         tonic::include_proto!("spin");
     }
+    pub mod hipstershop {
+        tonic::include_proto!("hipstershop");
+    }
 }
 
 /// Which gRPC service the function speaks (vSwarm-compatible).
@@ -33,6 +36,8 @@ pub enum Service {
     Fibonacci,
     Auth,
     Spin,
+    /// vSwarm's online-shop functions (`productcatalogservice[/Method]`, ...).
+    Shop(crate::shop::ShopMethod),
 }
 
 impl Service {
@@ -42,7 +47,7 @@ impl Service {
             "fibonacci" => Some(Service::Fibonacci),
             "auth" => Some(Service::Auth),
             "spin" => Some(Service::Spin),
-            _ => None,
+            other => crate::shop::ShopMethod::parse(other).map(Service::Shop),
         }
     }
 }
@@ -116,6 +121,14 @@ impl Caller {
                     .await
                     .map_err(status)?;
                 Ok(reply.into_inner().message)
+            }
+            Service::Shop(method) => {
+                let reply =
+                    crate::shop::call(channel, method, crate::shop::request(method, &request))
+                        .await
+                        .map_err(status)?;
+                // The reply is protobuf; its printable form only feeds the reply size.
+                Ok(String::from_utf8_lossy(&reply).into_owned())
             }
             Service::Spin => {
                 let busy_us = request

@@ -11,4 +11,6 @@ pub mod client;
 pub mod m5;
 pub mod plan;
 pub mod records;
+#[cfg(feature = "client")]
+pub mod shop;
 pub mod transfer;

@@ -10,7 +10,7 @@ const CryptoJS = require('crypto-js');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
-const packageDefinition = protoLoader.loadSync(__dirname + '/aes.proto', {
+const packageDefinition = protoLoader.loadSync(__dirname + '/proto/aes.proto', {
   keepCase: true,
   longs: String,
   enums: String,

@@ -7,7 +7,7 @@
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
-const packageDefinition = protoLoader.loadSync(__dirname + '/auth.proto', {
+const packageDefinition = protoLoader.loadSync(__dirname + '/proto/auth.proto', {
   keepCase: true,
   longs: String,
   enums: String,

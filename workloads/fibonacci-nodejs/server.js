@@ -7,7 +7,7 @@ const process = require('process');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
-const packageDefinition = protoLoader.loadSync(__dirname + '/fibonacci.proto', {
+const packageDefinition = protoLoader.loadSync(__dirname + '/proto/fibonacci.proto', {
   keepCase: true,
   longs: String,
   enums: String,

@@ -10,8 +10,8 @@ use simctl_guest::client::{Caller, Load, Pattern, Service, drive};
 use simctl_guest::m5::{M5, Mode};
 use simctl_guest::records::{Phase, to_csv};
 
-const USAGE: &str =
-    "usage: simctl-client --service aes|fibonacci|auth|spin [--addr 127.0.0.1:50051]
+const USAGE: &str = "usage: simctl-client --service aes|fibonacci|auth|spin|SHOP_FUNCTION[/Method]
+  [--addr 127.0.0.1:50051]
   [--request TEXT] [--warmup W] [--invocations N] [--cpu C]
   [--pattern closed|rps|rounds|streams] [--rps R] [--arrival uniform|poisson]
   [--parallel K] [--pause-ms MS] [--out DIR] [--m5 inst|addr|off] [--stats-ops]";
