@@ -5,7 +5,8 @@
 //! Go functions are built with Debian's Go and gRPC packages in GOPATH mode (no module proxy),
 //! statically (`CGO_ENABLED=0`); the gRPC code is generated from `workloads/proto/` with
 //! Debian's protoc-gen-go and protoc-gen-go-grpc. Python functions ship their sources and the
-//! generated modules and name the Debian packages they need at run time. Node.js functions ship
+//! generated modules and name the Debian packages they need at run time; what Debian lacks comes
+//! as pinned PyPI wheels (downloaded into the cache, installed into `site-packages/`). Node.js functions ship
 //! their sources, `workloads/proto/` as `proto/` (loaded at start-up by @grpc/proto-loader, as
 //! vSwarm's do) and a `node_modules/` installed by `npm ci` from the committed
 //! `package-lock.json` (exact versions and integrity hashes), with npm's download cache inside
@@ -22,7 +23,7 @@ use crate::process::Command;
 use crate::project::Project;
 
 /// Bump when the build recipe changes.
-const RECIPE_VERSION: u32 = 2;
+const RECIPE_VERSION: u32 = 3;
 /// Where workloads live inside the guest.
 pub const GUEST_ROOT: &str = "/opt/simctl/workloads";
 
@@ -79,6 +80,11 @@ pub struct Manifest {
     /// Debian packages the function needs at run time inside the image.
     #[serde(default)]
     pub guest_packages: Vec<String>,
+    /// Pinned PyPI packages (`name==version`, pure-Python wheels) installed into
+    /// `<install>/site-packages` for what Debian does not package; the server finds them
+    /// through `PYTHONPATH`.
+    #[serde(default)]
+    pub python_wheels: Vec<String>,
     /// The vSwarm commit whose implementation this function reproduces (absent for our own).
     #[serde(default)]
     pub vswarm_commit: Option<String>,
@@ -254,7 +260,52 @@ fn build_python(
         .context(
             "cannot generate the Python gRPC code; hint: apt-get install python3-grpc-tools",
         )?;
-    copy_dir(&workload.dir, install, &[])
+    copy_dir(&workload.dir, install, &[])?;
+    install_wheels(project, workload, install, &log)
+}
+
+/// Downloads the workload's pinned wheels into the cache (only wheels, no dependency
+/// resolution: the manifest lists every package) and installs them from there.
+fn install_wheels(
+    project: &Project,
+    workload: &Workload,
+    install: &Path,
+    log: &Path,
+) -> Result<()> {
+    let pins = &workload.manifest.python_wheels;
+    if pins.is_empty() {
+        return Ok(());
+    }
+    if let Some(pin) = pins.iter().find(|pin| !pin.contains("==")) {
+        bail!(
+            "{}: python_wheels entry '{pin}' has no exact version; hint: write it as name==version",
+            workload.dir.join("workload.toml").display()
+        );
+    }
+    let wheels = project.cache_dir().join("pip-wheels");
+    Command::new("/usr/bin/python3")
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+        .args(["--disable-pip-version-check", "--dest"])
+        .arg(&wheels)
+        .args(pins)
+        .run_logged(log, None)
+        .context(
+            "cannot download the workload's wheels from PyPI; hint: apt-get install python3-pip, \
+             and check that PyPI is reachable",
+        )?;
+    Command::new("/usr/bin/python3")
+        .args(["-m", "pip", "install", "--no-deps", "--no-index"])
+        .args([
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--find-links",
+        ])
+        .arg(&wheels)
+        .arg("--target")
+        .arg(install.join("site-packages"))
+        .args(pins)
+        .run_logged(log, None)
+        .context("cannot install the workload's wheels")
 }
 
 fn build_nodejs(
