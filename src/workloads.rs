@@ -80,6 +80,10 @@ pub struct Manifest {
     /// Debian packages the function needs at run time inside the image.
     #[serde(default)]
     pub guest_packages: Vec<String>,
+    /// Workloads this one calls (e.g. the product catalogue behind recommendationservice):
+    /// built and installed into the same tree; the `server` command starts them.
+    #[serde(default)]
+    pub helpers: Vec<String>,
     /// Pinned PyPI packages (`name==version`, pure-Python wheels) installed into
     /// `<install>/site-packages` for what Debian does not package; the server finds them
     /// through `PYTHONPATH`.
@@ -149,12 +153,36 @@ impl Workload {
             .collect()
     }
 
-    /// Key of the build: sources, protos and recipe.
+    /// Key of the build: sources, protos, recipe and the helpers' keys.
     pub fn key(&self, project: &Project) -> Result<CacheKey> {
-        CacheKey::new("workload", RECIPE_VERSION)
+        let mut key = CacheKey::new("workload", RECIPE_VERSION)
             .text("name", self.name())
             .tree("source", &self.dir)?
-            .tree("proto", &project.workloads_dir().join("proto"))
+            .tree("proto", &project.workloads_dir().join("proto"))?;
+        for helper in self.helpers(project)? {
+            key = key.key(helper.name(), &helper.key(project)?);
+        }
+        Ok(key)
+    }
+
+    /// The workloads named in `helpers`; a helper may not have helpers of its own.
+    fn helpers(&self, project: &Project) -> Result<Vec<Workload>> {
+        let manifest = self.dir.join("workload.toml");
+        self.manifest
+            .helpers
+            .iter()
+            .map(|name| {
+                let helper = Workload::load(project, name)
+                    .with_context(|| format!("{}: helper '{name}'", manifest.display()))?;
+                if !helper.manifest.helpers.is_empty() {
+                    bail!(
+                        "{}: helper '{name}' has helpers of its own; hint: list them here instead",
+                        manifest.display()
+                    );
+                }
+                Ok(helper)
+            })
+            .collect()
     }
 }
 
@@ -184,10 +212,14 @@ pub fn build(project: &Project, workload: &Workload) -> Result<PathBuf> {
             install.join("workload.toml"),
         )?;
         match workload.manifest.language {
-            Language::Go => build_go(project, workload, staging, &install),
-            Language::Python => build_python(project, workload, staging, &install),
-            Language::Nodejs => build_nodejs(project, workload, staging, &install),
+            Language::Go => build_go(project, workload, staging, &install)?,
+            Language::Python => build_python(project, workload, staging, &install)?,
+            Language::Nodejs => build_nodejs(project, workload, staging, &install)?,
         }
+        for helper in workload.helpers(project)? {
+            copy_tree(&build(project, &helper)?, &staging.join("root"), &|_| false)?;
+        }
+        Ok(())
     })?;
     Ok(artifact.path.join("root"))
 }
@@ -219,7 +251,7 @@ fn build_go(project: &Project, workload: &Workload, staging: &Path, install: &Pa
             std::fs::copy(entry.path(), package.join(entry.file_name()))?;
         }
     }
-    copy_dir(&workload.dir, install, &["go"])?;
+    copy_sources(&workload.dir, install, &["go"])?;
     let gocache = project.cache_dir().join("go-build-cache");
     let gopath_value = format!("{}:/usr/share/gocode", gopath.display());
     Command::new("go")
@@ -260,7 +292,7 @@ fn build_python(
         .context(
             "cannot generate the Python gRPC code; hint: apt-get install python3-grpc-tools",
         )?;
-    copy_dir(&workload.dir, install, &[])?;
+    copy_sources(&workload.dir, install, &[])?;
     install_wheels(project, workload, install, &log)
 }
 
@@ -324,8 +356,8 @@ fn build_nodejs(
     }
     let protos = install.join("proto");
     std::fs::create_dir_all(&protos)?;
-    copy_dir(&project.workloads_dir().join("proto"), &protos, &[])?;
-    copy_dir(&workload.dir, install, &[])?;
+    copy_tree(&project.workloads_dir().join("proto"), &protos, &|_| false)?;
+    copy_sources(&workload.dir, install, &[])?;
     Command::new("npm")
         .args([
             "ci",
@@ -346,33 +378,39 @@ fn build_nodejs(
         )
 }
 
-/// Copies the folder `from` into `to`, sub-folders included, except `workload.toml` (copied
-/// first, by `build`), `node_modules/` and files with the `compiled` extensions.
-fn copy_dir(from: &Path, to: &Path, compiled: &[&str]) -> Result<()> {
+/// Copies the folder `from` into `to`, sub-folders included, leaving out the entries `skip`
+/// names (by file name).
+fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<()> {
     for entry in
         std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
     {
         let entry = entry?;
         let path = entry.path();
-        let name = entry.file_name();
-        let skip = name == "workload.toml"
-            || name == "node_modules"
-            || path
-                .extension()
-                .is_some_and(|ext| compiled.iter().any(|c| ext == *c));
-        if skip {
+        if skip(&path) {
             continue;
         }
-        let target = to.join(&name);
+        let target = to.join(entry.file_name());
         if entry.file_type()?.is_dir() {
             std::fs::create_dir_all(&target)?;
-            copy_dir(&path, &target, compiled)?;
+            copy_tree(&path, &target, skip)?;
         } else {
             std::fs::copy(&path, &target)
                 .with_context(|| format!("cannot copy {}", path.display()))?;
         }
     }
     Ok(())
+}
+
+/// Copies a workload folder into its install tree, except `workload.toml` (copied first, by
+/// `build`), a stray `node_modules/` and files with the `compiled` extensions.
+fn copy_sources(from: &Path, install: &Path, compiled: &[&str]) -> Result<()> {
+    copy_tree(from, install, &|path| {
+        path.file_name()
+            .is_some_and(|name| name == "workload.toml" || name == "node_modules")
+            || path
+                .extension()
+                .is_some_and(|ext| compiled.iter().any(|c| ext == *c))
+    })
 }
 
 /// `simctl workloads`: one aligned row per workload; every manifest is loaded, so a broken one
