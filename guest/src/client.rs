@@ -27,7 +27,7 @@ pub mod proto {
 }
 
 /// Which gRPC service the function speaks (vSwarm-compatible).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Service {
     Aes,
     Fibonacci,
@@ -36,13 +36,15 @@ pub enum Service {
 }
 
 impl Service {
-    pub fn parse(text: &str) -> Option<Service> {
-        match text {
-            "aes" => Some(Service::Aes),
-            "fibonacci" => Some(Service::Fibonacci),
-            "auth" => Some(Service::Auth),
-            "spin" => Some(Service::Spin),
-            _ => None,
+    /// The request vSwarm's client sends by default (vSwarm-proto `grpcclient`, `unique`
+    /// generator, vSwarm-u's `-input 10`): AES and auth send the fixed text "A unique message"
+    /// whatever the input (so auth answers its invalid-token path), fibonacci sends the input.
+    /// spin is ours: 1000 microseconds of busy work.
+    pub fn default_request(self) -> &'static str {
+        match self {
+            Service::Aes | Service::Auth => "A unique message",
+            Service::Fibonacci => "10",
+            Service::Spin => "1000",
         }
     }
 }
@@ -71,16 +73,9 @@ pub struct Caller {
 
 impl Caller {
     pub async fn connect(service: Service, addr: &str, request: String) -> Result<Caller, String> {
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|err| format!("bad address {addr}: {err}"))?
-            .connect_timeout(Duration::from_secs(30));
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|err| format!("cannot connect to {addr}: {err}"))?;
         Ok(Caller {
             service,
-            channel,
+            channel: connect(addr).await?,
             request,
         })
     }
@@ -135,6 +130,16 @@ impl Caller {
             }
         }
     }
+}
+
+/// An insecure HTTP/2 channel to the function at `addr` (host:port), as vSwarm's client uses.
+pub async fn connect(addr: &str) -> Result<tonic::transport::Channel, String> {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|err| format!("bad address {addr}: {err}"))?
+        .connect_timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .map_err(|err| format!("cannot connect to {addr}: {err}"))
 }
 
 /// What one run of the client does.
