@@ -8,6 +8,8 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "client")]
+pub mod conformance;
 pub mod m5;
 pub mod plan;
 pub mod records;

@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// Request payload; default: the workload's default request.
     #[arg(long)]
     pub request: Option<String>,
+    /// Before the measured load, replay these conformance pairs against the function in the
+    /// guest (tests/fixtures/conformance/ format); any different reply fails the run.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<std::path::PathBuf>,
     /// Limit for each phase (boot+warm-up, measure) of the run, e.g. 30m.
     #[arg(long)]
     pub timeout: Option<humantime::Duration>,

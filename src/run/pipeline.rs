@@ -107,7 +107,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     eprintln!("image: {}", image.path.display());
     let spec = image::Spec::load(&image_request.spec_path)?;
 
-    let plan = super::plan::make_plan(&workload, args, platform == PlatformKind::Gem5);
+    let plan = super::plan::make_plan(&workload, args, platform == PlatformKind::Gem5)?;
     let plan_text = plan.to_toml();
     let (m5, lpj) = match platform {
         PlatformKind::Gem5 => (M5Mode::Inst, Some(GEM5_LPJ)),

@@ -164,6 +164,17 @@ fn stop(child: &mut Child) {
 /// Runs the steps in order; returns whether all succeeded.
 fn run_plan(plan: &Plan) -> bool {
     let _ = std::fs::create_dir_all(&plan.results_dir);
+    for (path, contents) in &plan.files {
+        let path = Path::new(path);
+        if let Err(err) = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(path, contents))
+        {
+            error(&format!("cannot write {}: {err}", path.display()));
+            return false;
+        }
+    }
     let mut background: Vec<(String, Child)> = Vec::new();
     let mut ok = true;
     for step in &plan.steps {
