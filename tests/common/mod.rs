@@ -2,6 +2,7 @@
 //! directories.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -49,7 +50,8 @@ pub fn fixtures() -> Option<PathBuf> {
     }
 }
 
-/// A function server started on the host for a test; killed when dropped.
+/// A function server started on the host for a test, in its own process group; the group
+/// (with any helper the server started) is killed when dropped.
 pub struct FunctionServer {
     child: std::process::Child,
     pub port: u16,
@@ -57,7 +59,9 @@ pub struct FunctionServer {
 
 impl Drop for FunctionServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if let Some(group) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
         let _ = self.child.wait();
     }
 }
@@ -92,10 +96,12 @@ pub fn start_workload(name: &str) -> FunctionServer {
         .args(&argv[1..])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap_or_else(|err| panic!("cannot start {name} ({argv:?}): {err}"));
     let server = FunctionServer { child, port };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // Python and Node.js servers load many modules; a busy CI machine needs the margin.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             std::time::Instant::now() < deadline,
