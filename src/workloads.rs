@@ -5,13 +5,13 @@
 //! Go functions are built with Debian's Go and gRPC packages in GOPATH mode (no module proxy),
 //! statically (`CGO_ENABLED=0`); the gRPC code is generated from `workloads/proto/` with
 //! Debian's protoc-gen-go and protoc-gen-go-grpc. Python functions ship their sources and the
-//! generated modules and name the Debian packages they need at run time; what Debian lacks comes
-//! as pinned PyPI wheels (downloaded into the cache, installed into `site-packages/`). Node.js functions ship
-//! their sources, `workloads/proto/` as `proto/` (loaded at start-up by @grpc/proto-loader, as
-//! vSwarm's do) and a `node_modules/` installed by `npm ci` from the committed
-//! `package-lock.json` (exact versions and integrity hashes), with npm's download cache inside
-//! simctl's cache; nothing fetched is committed. Every other file of a workload folder (data such as a product catalogue) is copied
-//! into the install tree as is.
+//! generated modules and name the Debian packages they need at run time; what Debian lacks
+//! comes as pinned PyPI wheels (downloaded into the cache, installed into `site-packages/`).
+//! Node.js functions ship their sources, `workloads/proto/` as `proto/` (loaded at start-up by
+//! @grpc/proto-loader, as vSwarm's do) and a `node_modules/` installed by `npm ci` from the
+//! committed `package-lock.json` (exact versions and integrity hashes), with npm's download
+//! cache inside simctl's cache; nothing fetched is committed. Every other file of a workload
+//! folder (data such as a product catalogue) is copied into the install tree as is.
 
 use std::path::{Path, PathBuf};
 
@@ -325,6 +325,7 @@ fn install_wheels(
             "cannot download the workload's wheels from PyPI; hint: apt-get install python3-pip, \
              and check that PyPI is reachable",
         )?;
+    // --no-compile: .pyc files carry timestamps, which would make the tree differ per build.
     Command::new("/usr/bin/python3")
         .args(["-m", "pip", "install", "--no-deps", "--no-index"])
         .args([
