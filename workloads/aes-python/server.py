@@ -4,6 +4,11 @@ As in vSwarm, the key is the UTF-8 bytes of the hex text given with --key (32 by
 the counter starts at 0, the ciphertext is formatted as a Python bytes literal, and an empty or
 "world" request is replaced by --default_plaintext. vSwarm's tracing (off unless ENABLE_TRACING
 is set) is not built in; --zipkin is accepted and ignored for command-line compatibility.
+
+Not reproduced: vSwarm wraps the work in its tracing.Span, which with tracing off still asks
+OpenTelemetry's API for a no-op tracer and enters and leaves a non-recording span on every
+call (a few microseconds of Python). OpenTelemetry is not in Debian, and its PyPI API (1.3.0,
+vSwarm's pin) did not find its runtime context when installed into site-packages here; to do.
 """
 
 import argparse

@@ -7,6 +7,11 @@ true, so its "Error: Invalid token" branch is never reached); the policy is prin
 repr of the object's __dict__, so the reply contains the policy object's memory address
 (`<__main__.Empty object at 0x...>`) and its bytes differ from run to run in that address only.
 vSwarm's tracing (off unless ENABLE_TRACING is set) is not built in.
+
+Not reproduced: vSwarm wraps the work in its tracing.Span, which with tracing off still asks
+OpenTelemetry's API for a no-op tracer and enters and leaves a non-recording span on every
+call (a few microseconds of Python). OpenTelemetry is not in Debian, and its PyPI API (1.3.0,
+vSwarm's pin) did not find its runtime context when installed into site-packages here; to do.
 """
 
 import argparse

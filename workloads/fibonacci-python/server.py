@@ -5,6 +5,11 @@ with gRPC UNKNOWN carrying the ValueError text), a getgid system call per invoca
 ctypes, and the listening port from the GRPC_PORT environment variable on [::] (--addr and
 --port are parsed and ignored, as in vSwarm). vSwarm's tracing (off unless ENABLE_TRACING is
 set) is not built in.
+
+Not reproduced: vSwarm wraps the work in its tracing.Span, which with tracing off still asks
+OpenTelemetry's API for a no-op tracer and enters and leaves a non-recording span on every
+call (a few microseconds of Python). OpenTelemetry is not in Debian, and its PyPI API (1.3.0,
+vSwarm's pin) did not find its runtime context when installed into site-packages here; to do.
 """
 
 import argparse
