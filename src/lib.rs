@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod container;
 pub mod fsutil;
 pub mod guest;
 pub mod image;

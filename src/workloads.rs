@@ -75,7 +75,8 @@ pub struct Manifest {
     pub method: String,
     pub port: u16,
     pub default_request: String,
-    /// Server command in the guest; `{dir}` is the install dir, `{port}` the port.
+    /// Server command in the guest; `{dir}` is the install dir, `{port}` the port, `{host}` the
+    /// address to listen on (127.0.0.1 for a bare process, 0.0.0.0 in a container).
     pub server: Vec<String>,
     /// Debian packages the function needs at run time inside the image.
     #[serde(default)]
@@ -142,14 +143,18 @@ impl Workload {
         format!("{GUEST_ROOT}/{}", self.manifest.name)
     }
 
-    /// The server's argument vector inside the guest.
-    pub fn server_argv(&self) -> Vec<String> {
+    /// The server's argument vector inside the guest, listening on `host`.
+    pub fn server_argv(&self, host: &str) -> Vec<String> {
         let dir = self.guest_dir();
         let port = self.manifest.port.to_string();
         self.manifest
             .server
             .iter()
-            .map(|arg| arg.replace("{dir}", &dir).replace("{port}", &port))
+            .map(|arg| {
+                arg.replace("{dir}", &dir)
+                    .replace("{port}", &port)
+                    .replace("{host}", host)
+            })
             .collect()
     }
 
@@ -493,7 +498,7 @@ mod tests {
         let aes = Workload::load(&project(), "aes-go").unwrap();
         assert_eq!(aes.manifest.service, "aes");
         assert_eq!(
-            aes.server_argv(),
+            aes.server_argv("127.0.0.1"),
             vec![
                 "/opt/simctl/workloads/aes-go/server",
                 "-addr=127.0.0.1:50051"

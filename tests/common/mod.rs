@@ -90,6 +90,7 @@ pub fn start_workload(name: &str) -> FunctionServer {
         .map(|arg| {
             arg.replace("{dir}", &host_dir.to_string_lossy())
                 .replace("{port}", &port.to_string())
+                .replace("{host}", "127.0.0.1")
         })
         .collect();
     let child = Command::new(&argv[0])
