@@ -3,7 +3,7 @@
 fn main() {
     #[cfg(feature = "client")]
     {
-        let protos = ["aes", "fibonacci", "auth", "spin"]
+        let protos = ["aes", "fibonacci", "auth", "spin", "demo"]
             .map(|name| format!("../workloads/proto/{name}.proto"));
         for proto in &protos {
             println!("cargo:rerun-if-changed={proto}");

@@ -34,6 +34,8 @@ pub enum Command {
     BuildKernel(crate::kernel::BuildKernelArgs),
     /// Build the static guest binaries (m5, simctl-client, simctl-init).
     BuildGuest(crate::guest::BuildGuestArgs),
+    /// List the workloads (name, language, service, method, default input).
+    Workloads(crate::workloads::WorkloadsArgs),
     /// Build a workload from workloads/ and print where its files are.
     BuildWorkload(crate::workloads::BuildWorkloadArgs),
     /// Build a bootable raw disk image without a VM and without loop mounts.
@@ -74,6 +76,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Report(args) => crate::report::cli::run(args),
         Command::BuildKernel(args) => crate::kernel::run_cli(args),
         Command::BuildGuest(args) => crate::guest::run_cli(args),
+        Command::Workloads(args) => crate::workloads::list_cli(args),
         Command::BuildWorkload(args) => crate::workloads::run_cli(args),
         Command::BuildImage(args) => crate::image::run_cli(args),
         Command::BuildGem5(args) => crate::gem5build::run_cli(args),

@@ -411,8 +411,13 @@ pub fn request_with(
     }];
     let mut extra_packages = Vec::new();
     for workload in workloads {
+        let install_root = crate::workloads::build(project, workload)?;
+        overlays.push(crate::container::rootfs_overlay(
+            workload,
+            install_root.clone(),
+        ));
         overlays.push(Overlay {
-            source: crate::workloads::build(project, workload)?,
+            source: install_root,
             target: "/".into(),
         });
         extra_packages.extend(workload.manifest.guest_packages.iter().cloned());

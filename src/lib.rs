@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod container;
 pub mod fsutil;
 pub mod gem5build;
 pub mod gitsrc;

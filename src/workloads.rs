@@ -5,7 +5,13 @@
 //! Go functions are built with Debian's Go and gRPC packages in GOPATH mode (no module proxy),
 //! statically (`CGO_ENABLED=0`); the gRPC code is generated from `workloads/proto/` with
 //! Debian's protoc-gen-go and protoc-gen-go-grpc. Python functions ship their sources and the
-//! generated modules and name the Debian packages they need at run time.
+//! generated modules and name the Debian packages they need at run time; what Debian lacks
+//! comes as pinned PyPI wheels (downloaded into the cache, installed into `site-packages/`).
+//! Node.js functions ship their sources, `workloads/proto/` as `proto/` (loaded at start-up by
+//! @grpc/proto-loader, as vSwarm's do) and a `node_modules/` installed by `npm ci` from the
+//! committed `package-lock.json` (exact versions and integrity hashes), with npm's download
+//! cache inside simctl's cache; nothing fetched is committed. Every other file of a workload
+//! folder (data such as a product catalogue) is copied into the install tree as is.
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +23,7 @@ use crate::process::Command;
 use crate::project::Project;
 
 /// Bump when the build recipe changes.
-const RECIPE_VERSION: u32 = 1;
+const RECIPE_VERSION: u32 = 3;
 /// Where workloads live inside the guest.
 pub const GUEST_ROOT: &str = "/opt/simctl/workloads";
 
@@ -30,12 +36,28 @@ pub struct BuildWorkloadArgs {
     pub names: Vec<String>,
 }
 
+/// List the workloads in workloads/ with language, service and default input.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  simctl workloads\n  simctl run --workload fibonacci-nodejs")]
+pub struct WorkloadsArgs {}
+
 /// The language a workload is written in, which decides how it is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     Go,
     Python,
+    Nodejs,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Go => "go",
+            Language::Python => "python",
+            Language::Nodejs => "nodejs",
+        }
+    }
 }
 
 /// `workloads/<name>/workload.toml`.
@@ -53,11 +75,27 @@ pub struct Manifest {
     pub method: String,
     pub port: u16,
     pub default_request: String,
-    /// Server command in the guest; `{dir}` is the install dir, `{port}` the port.
+    /// Server command in the guest; `{dir}` is the install dir, `{port}` the port, `{host}` the
+    /// address to listen on (127.0.0.1 for a bare process, 0.0.0.0 in a container).
     pub server: Vec<String>,
     /// Debian packages the function needs at run time inside the image.
     #[serde(default)]
     pub guest_packages: Vec<String>,
+    /// Workloads this one calls (e.g. the product catalogue behind recommendationservice):
+    /// built and installed into the same tree; the `server` command starts them.
+    #[serde(default)]
+    pub helpers: Vec<String>,
+    /// Pinned PyPI packages (`name==version`, pure-Python wheels) installed into
+    /// `<install>/site-packages` for what Debian does not package; the server finds them
+    /// through `PYTHONPATH`.
+    #[serde(default)]
+    pub python_wheels: Vec<String>,
+    /// The vSwarm commit whose implementation this function reproduces (absent for our own).
+    #[serde(default)]
+    pub vswarm_commit: Option<String>,
+    /// The vSwarm source file it reproduces, relative to vSwarm's root.
+    #[serde(default)]
+    pub vswarm_source: Option<String>,
 }
 
 /// A workload found in the tree.
@@ -105,23 +143,51 @@ impl Workload {
         format!("{GUEST_ROOT}/{}", self.manifest.name)
     }
 
-    /// The server's argument vector inside the guest.
-    pub fn server_argv(&self) -> Vec<String> {
+    /// The server's argument vector inside the guest, listening on `host`.
+    pub fn server_argv(&self, host: &str) -> Vec<String> {
         let dir = self.guest_dir();
         let port = self.manifest.port.to_string();
         self.manifest
             .server
             .iter()
-            .map(|arg| arg.replace("{dir}", &dir).replace("{port}", &port))
+            .map(|arg| {
+                arg.replace("{dir}", &dir)
+                    .replace("{port}", &port)
+                    .replace("{host}", host)
+            })
             .collect()
     }
 
-    /// Key of the build: sources, protos and recipe.
+    /// Key of the build: sources, protos, recipe and the helpers' keys.
     pub fn key(&self, project: &Project) -> Result<CacheKey> {
-        CacheKey::new("workload", RECIPE_VERSION)
+        let mut key = CacheKey::new("workload", RECIPE_VERSION)
             .text("name", self.name())
             .tree("source", &self.dir)?
-            .tree("proto", &project.workloads_dir().join("proto"))
+            .tree("proto", &project.workloads_dir().join("proto"))?;
+        for helper in self.helpers(project)? {
+            key = key.key(helper.name(), &helper.key(project)?);
+        }
+        Ok(key)
+    }
+
+    /// The workloads named in `helpers`; a helper may not have helpers of its own.
+    fn helpers(&self, project: &Project) -> Result<Vec<Workload>> {
+        let manifest = self.dir.join("workload.toml");
+        self.manifest
+            .helpers
+            .iter()
+            .map(|name| {
+                let helper = Workload::load(project, name)
+                    .with_context(|| format!("{}: helper '{name}'", manifest.display()))?;
+                if !helper.manifest.helpers.is_empty() {
+                    bail!(
+                        "{}: helper '{name}' has helpers of its own; hint: list them here instead",
+                        manifest.display()
+                    );
+                }
+                Ok(helper)
+            })
+            .collect()
     }
 }
 
@@ -151,9 +217,14 @@ pub fn build(project: &Project, workload: &Workload) -> Result<PathBuf> {
             install.join("workload.toml"),
         )?;
         match workload.manifest.language {
-            Language::Go => build_go(project, workload, staging, &install),
-            Language::Python => build_python(project, workload, staging, &install),
+            Language::Go => build_go(project, workload, staging, &install)?,
+            Language::Python => build_python(project, workload, staging, &install)?,
+            Language::Nodejs => build_nodejs(project, workload, staging, &install)?,
         }
+        for helper in workload.helpers(project)? {
+            copy_tree(&build(project, &helper)?, &staging.join("root"), &|_| false)?;
+        }
+        Ok(())
     })?;
     Ok(artifact.path.join("root"))
 }
@@ -185,6 +256,7 @@ fn build_go(project: &Project, workload: &Workload, staging: &Path, install: &Pa
             std::fs::copy(entry.path(), package.join(entry.file_name()))?;
         }
     }
+    copy_sources(&workload.dir, install, &["go"])?;
     let gocache = project.cache_dir().join("go-build-cache");
     let gopath_value = format!("{}:/usr/share/gocode", gopath.display());
     Command::new("go")
@@ -225,13 +297,173 @@ fn build_python(
         .context(
             "cannot generate the Python gRPC code; hint: apt-get install python3-grpc-tools",
         )?;
-    for entry in std::fs::read_dir(&workload.dir)? {
+    copy_sources(&workload.dir, install, &[])?;
+    install_wheels(project, workload, install, &log)
+}
+
+/// Downloads the workload's pinned wheels into the cache (only wheels, no dependency
+/// resolution: the manifest lists every package) and installs them from there.
+fn install_wheels(
+    project: &Project,
+    workload: &Workload,
+    install: &Path,
+    log: &Path,
+) -> Result<()> {
+    let pins = &workload.manifest.python_wheels;
+    if pins.is_empty() {
+        return Ok(());
+    }
+    if let Some(pin) = pins.iter().find(|pin| !pin.contains("==")) {
+        bail!(
+            "{}: python_wheels entry '{pin}' has no exact version; hint: write it as name==version",
+            workload.dir.join("workload.toml").display()
+        );
+    }
+    let wheels = project.cache_dir().join("pip-wheels");
+    Command::new("/usr/bin/python3")
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+        .args(["--disable-pip-version-check", "--dest"])
+        .arg(&wheels)
+        .args(pins)
+        .run_logged(log, None)
+        .context(
+            "cannot download the workload's wheels from PyPI; hint: apt-get install python3-pip, \
+             and check that PyPI is reachable",
+        )?;
+    // --no-compile: .pyc files carry timestamps, which would make the tree differ per build.
+    Command::new("/usr/bin/python3")
+        .args(["-m", "pip", "install", "--no-deps", "--no-index"])
+        .args([
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--find-links",
+        ])
+        .arg(&wheels)
+        .arg("--target")
+        .arg(install.join("site-packages"))
+        .args(pins)
+        .run_logged(log, None)
+        .context("cannot install the workload's wheels")
+}
+
+fn build_nodejs(
+    project: &Project,
+    workload: &Workload,
+    staging: &Path,
+    install: &Path,
+) -> Result<()> {
+    let log = staging.join("build.log");
+    if !workload.dir.join("package-lock.json").is_file() {
+        bail!(
+            "{}: a Node.js workload needs a package-lock.json beside package.json so that its \
+             build is reproducible; hint: run `npm install --package-lock-only` there and commit it",
+            workload.dir.display()
+        );
+    }
+    let protos = install.join("proto");
+    std::fs::create_dir_all(&protos)?;
+    copy_tree(&project.workloads_dir().join("proto"), &protos, &|_| false)?;
+    copy_sources(&workload.dir, install, &[])?;
+    Command::new("npm")
+        .args([
+            "ci",
+            "--omit=dev",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "--prefer-offline",
+        ])
+        .arg("--cache")
+        .arg(project.cache_dir().join("npm-cache"))
+        .dir(install)
+        .env("NODE_ENV", "production")
+        .run_logged(&log, None)
+        .context(
+            "npm ci failed (it needs the npm registry unless every package is in the cache); \
+             hint: apt-get install npm, and check the registry is reachable",
+        )
+}
+
+/// Copies the folder `from` into `to`, sub-folders included, leaving out the entries `skip`
+/// names (by file name).
+fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<()> {
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
         let entry = entry?;
-        if entry.path().extension().is_some_and(|ext| ext == "py") {
-            std::fs::copy(entry.path(), install.join(entry.file_name()))?;
+        let path = entry.path();
+        if skip(&path) {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&path, &target, skip)?;
+        } else {
+            std::fs::copy(&path, &target)
+                .with_context(|| format!("cannot copy {}", path.display()))?;
         }
     }
     Ok(())
+}
+
+/// Copies a workload folder into its install tree, except `workload.toml` (copied first, by
+/// `build`), a stray `node_modules/` and files with the `compiled` extensions.
+fn copy_sources(from: &Path, install: &Path, compiled: &[&str]) -> Result<()> {
+    copy_tree(from, install, &|path| {
+        path.file_name()
+            .is_some_and(|name| name == "workload.toml" || name == "node_modules")
+            || path
+                .extension()
+                .is_some_and(|ext| compiled.iter().any(|c| ext == *c))
+    })
+}
+
+/// `simctl workloads`: one aligned row per workload; every manifest is loaded, so a broken one
+/// is reported with its file instead of being left out.
+pub fn list_cli(_args: WorkloadsArgs) -> Result<()> {
+    let project = Project::locate()?;
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "LANGUAGE".to_string(),
+        "SERVICE".to_string(),
+        "METHOD".to_string(),
+        "DEFAULT INPUT".to_string(),
+    ]];
+    for name in list(&project)? {
+        let manifest = Workload::load(&project, &name)?.manifest;
+        rows.push([
+            manifest.name,
+            manifest.language.as_str().to_string(),
+            manifest.service,
+            manifest.method,
+            format!("{:?}", manifest.default_request),
+        ]);
+    }
+    print!("{}", format_table(&rows));
+    Ok(())
+}
+
+/// Left-aligned columns separated by two spaces, last column unpadded.
+fn format_table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        for (column, cell) in row.iter().enumerate() {
+            if column + 1 == N {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  ", width = widths[column]));
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 pub fn run_cli(args: BuildWorkloadArgs) -> Result<()> {
@@ -266,7 +498,7 @@ mod tests {
         let aes = Workload::load(&project(), "aes-go").unwrap();
         assert_eq!(aes.manifest.service, "aes");
         assert_eq!(
-            aes.server_argv(),
+            aes.server_argv("127.0.0.1"),
             vec![
                 "/opt/simctl/workloads/aes-go/server",
                 "-addr=127.0.0.1:50051"
@@ -276,6 +508,18 @@ mod tests {
             list(&project())
                 .unwrap()
                 .contains(&"fibonacci-go".to_string())
+        );
+    }
+
+    #[test]
+    fn table_columns_line_up() {
+        let rows = [
+            ["NAME".to_string(), "LANGUAGE".to_string()],
+            ["fibonacci-nodejs".to_string(), "nodejs".to_string()],
+        ];
+        assert_eq!(
+            format_table(&rows),
+            "NAME              LANGUAGE\nfibonacci-nodejs  nodejs\n"
         );
     }
 

@@ -132,12 +132,12 @@ fn run_client(port: u16, out: &Path, extra: &[&str]) -> String {
         "client {extra:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    // AES-128-CTR of "A unique message" with aes-go's key and IV, computed independently with
-    // `openssl enc -aes-128-ctr`: the function's answer must decrypt back to the request.
+    // AES-128-CTR of "A unique message" with vSwarm's key and zero IV, computed independently
+    // with `openssl enc -aes-128-ctr -K 6368616e676520746869732070617373 -iv 0`.
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout
-            .contains("plaintext: A unique message | ciphertext: f47598b1d1349e8f4bac5b04725476c4"),
+            .contains("plaintext: A unique message | ciphertext: fd4b8dc72677cafa719c946be09d1bb8"),
         "wrong AES answer: {stdout}"
     );
     std::fs::read_to_string(out.join("results.csv")).unwrap()
@@ -212,8 +212,8 @@ fn client_drives_aes_go_in_every_pattern() {
         let measured: Vec<&str> = csv.lines().filter(|l| l.contains(",measured,")).collect();
         assert_eq!(measured.len(), expected, "{name}");
         assert!(
-            measured.iter().all(|l| l.contains(",true,,84")),
-            "{name}: every answer ok and 84 bytes long"
+            measured.iter().all(|l| l.contains(",true,,102")),
+            "{name}: every answer ok and 102 bytes long"
         );
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())

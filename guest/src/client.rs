@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::m5::M5;
 use crate::records::{Invocation, Phase};
+use crate::shop::{self, ShopMethod};
 
 pub mod proto {
     pub mod aes {
@@ -24,25 +25,50 @@ pub mod proto {
     pub mod spin {
         tonic::include_proto!("spin");
     }
+    pub mod hipstershop {
+        tonic::include_proto!("hipstershop");
+    }
 }
 
 /// Which gRPC service the function speaks (vSwarm-compatible).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Service {
     Aes,
     Fibonacci,
     Auth,
     Spin,
+    /// vSwarm's online-shop functions, named as vSwarm's client names them.
+    #[value(name = "productcatalogservice")]
+    ProductCatalog,
+    #[value(name = "shippingservice")]
+    Shipping,
+    #[value(name = "currencyservice")]
+    Currency,
+    #[value(name = "paymentservice")]
+    Payment,
+    #[value(name = "emailservice")]
+    Email,
+    #[value(name = "recommendationservice")]
+    Recommendation,
 }
 
 impl Service {
-    pub fn parse(text: &str) -> Option<Service> {
-        match text {
-            "aes" => Some(Service::Aes),
-            "fibonacci" => Some(Service::Fibonacci),
-            "auth" => Some(Service::Auth),
-            "spin" => Some(Service::Spin),
-            _ => None,
+    /// The request vSwarm's client sends by default (vSwarm-proto `grpcclient`, `unique`
+    /// generator, vSwarm-u's `-input 10`): AES and auth send the fixed text "A unique message"
+    /// whatever the input (so auth answers its invalid-token path), fibonacci sends the input.
+    /// spin is ours: 1000 microseconds of busy work.
+    pub fn default_request(self) -> &'static str {
+        match self {
+            Service::Aes | Service::Auth => "A unique message",
+            Service::Fibonacci => "10",
+            Service::Spin => "1000",
+            // vSwarm-u's `-input 10`, used as vSwarm's online-shop clients use their input.
+            Service::ProductCatalog
+            | Service::Shipping
+            | Service::Currency
+            | Service::Payment
+            | Service::Email
+            | Service::Recommendation => "10",
         }
     }
 }
@@ -71,16 +97,9 @@ pub struct Caller {
 
 impl Caller {
     pub async fn connect(service: Service, addr: &str, request: String) -> Result<Caller, String> {
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|err| format!("bad address {addr}: {err}"))?
-            .connect_timeout(Duration::from_secs(30));
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|err| format!("cannot connect to {addr}: {err}"))?;
         Ok(Caller {
             service,
-            channel,
+            channel: connect(addr).await?,
             request,
         })
     }
@@ -133,8 +152,32 @@ impl Caller {
                     reply.busy_us, reply.iterations
                 ))
             }
+            Service::ProductCatalog => {
+                shop::call(channel, ShopMethod::ListProducts, &request).await
+            }
+            Service::Shipping => shop::call(channel, ShopMethod::GetQuote, &request).await,
+            Service::Currency => {
+                shop::call(channel, ShopMethod::GetSupportedCurrencies, &request).await
+            }
+            Service::Payment => shop::call(channel, ShopMethod::Charge, &request).await,
+            Service::Email => {
+                shop::call(channel, ShopMethod::SendOrderConfirmation, &request).await
+            }
+            Service::Recommendation => {
+                shop::call(channel, ShopMethod::ListRecommendations, &request).await
+            }
         }
     }
+}
+
+/// An insecure HTTP/2 channel to the function at `addr` (host:port), as vSwarm's client uses.
+pub async fn connect(addr: &str) -> Result<tonic::transport::Channel, String> {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|err| format!("bad address {addr}: {err}"))?
+        .connect_timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .map_err(|err| format!("cannot connect to {addr}: {err}"))
 }
 
 /// What one run of the client does.

@@ -8,7 +8,11 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "client")]
+pub mod conformance;
 pub mod m5;
 pub mod plan;
 pub mod records;
+#[cfg(feature = "client")]
+pub mod shop;
 pub mod transfer;

@@ -15,6 +15,10 @@ pub struct Plan {
     /// Directory whose files are handed back to the host after the steps.
     #[serde(default = "default_results_dir")]
     pub results_dir: String,
+    /// Files the agent writes before the first step (absolute guest path -> contents), such as
+    /// the conformance pairs a replay step reads; the plan is the only thing the host hands in.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
     #[serde(rename = "step")]
     pub steps: Vec<Step>,
 }
@@ -53,6 +57,11 @@ impl Plan {
         if plan.steps.is_empty() {
             return Err("bad run plan: no [[step]]".into());
         }
+        if let Some(path) = plan.files.keys().find(|path| !path.starts_with('/')) {
+            return Err(format!(
+                "bad run plan: file '{path}' is not an absolute guest path"
+            ));
+        }
         if let Some(step) = plan.steps.iter().find(|step| step.argv.is_empty()) {
             return Err(format!(
                 "bad run plan: step '{}' has an empty argv",
@@ -74,6 +83,9 @@ mod tests {
     #[test]
     fn plan_round_trips_and_rejects_bad_input() {
         let text = r#"
+[files]
+"/tmp/pairs.jsonl" = "{}\n"
+
 [[step]]
 name = "function"
 argv = ["/opt/f", "-addr=127.0.0.1:50051"]
@@ -89,6 +101,7 @@ env = { A = "b" }
 "#;
         let plan = Plan::parse(text).unwrap();
         assert_eq!(plan.results_dir, DEFAULT_RESULTS_DIR);
+        assert_eq!(plan.files["/tmp/pairs.jsonl"], "{}\n");
         assert_eq!(plan.steps[0].wait_for_port, Some(50051));
         assert_eq!(plan.steps[1].timeout_s, 600);
         assert_eq!(Plan::parse(&plan.to_toml()).unwrap(), plan);
@@ -101,6 +114,11 @@ env = { A = "b" }
             Plan::parse("[[step]]\nname='x'\nargv=['a']\nbogus=1\n")
                 .unwrap_err()
                 .contains("bogus")
+        );
+        assert!(
+            Plan::parse("[files]\n'rel' = ''\n[[step]]\nname='x'\nargv=['a']\n")
+                .unwrap_err()
+                .contains("'rel' is not an absolute guest path")
         );
     }
 }

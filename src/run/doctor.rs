@@ -248,6 +248,13 @@ pub fn checks(project: &Project) -> Vec<Check> {
             "/usr/share/gocode/src/google.golang.org/grpc",
             "golang-google-grpc-dev golang-github-golang-protobuf-1-5-dev",
         ),
+        program_check("build-workload", "npm", &["--version"], "npm"),
+        file_check(
+            "build-workload",
+            "go opencensus",
+            "/usr/share/gocode/src/go.opencensus.io",
+            "golang-go.opencensus-dev",
+        ),
         program_check("build-image", "mmdebstrap", &["--version"], "mmdebstrap"),
         program_check("build-image", "mke2fs", &["-V"], "e2fsprogs"),
         program_check("build-image", "sfdisk", &["--version"], "fdisk"),

@@ -68,6 +68,14 @@ pub struct RunArgs {
     /// Request payload; default: the workload's default request.
     #[arg(long)]
     pub request: Option<String>,
+    /// Before the measured load, replay these conformance pairs against the function in the
+    /// guest (tests/fixtures/conformance/ format); any different reply fails the run.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<std::path::PathBuf>,
+    /// How the function runs in the guest: in an OCI container (crun, cpuset of core 1,
+    /// published port), as the methodology measures functions, or as a bare process.
+    #[arg(long, value_enum, default_value_t = crate::container::Isolation::Process)]
+    pub isolation: crate::container::Isolation,
     /// Limit for each phase (boot+warm-up, measure) of the run, e.g. 30m.
     #[arg(long)]
     pub timeout: Option<humantime::Duration>,

@@ -186,7 +186,7 @@ fn artifacts(
 ) -> Result<Built> {
     let spec = &resolved.spec;
     let (kernel, image, fast_init) = build_kernel_and_image(project, args, resolved)?;
-    let plan = super::plan::make_plan(&resolved.workload, spec).to_toml();
+    let plan = super::plan::make_plan(&resolved.workload, spec)?.to_toml();
     let cmdline = kernel_cmdline(spec, fast_init);
     let mut artifacts = Artifacts {
         kernel_key: kernel.key.hex(),

@@ -1,10 +1,15 @@
-//! The guest run plan for a run: start the function pinned to core 1, wait for its port, then
-//! run the client pinned to core 0 with the run's load pattern.
+//! The guest run plan for a run: start the function pinned to core 1 (in a container or as a
+//! process), wait for its port, optionally replay conformance pairs, then run the client pinned
+//! to core 0 with the run's load pattern.
 
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
 use simctl_guest::plan::{DEFAULT_RESULTS_DIR, Plan, Step};
 
 use super::Arrival;
 use super::spec::{LoadPattern, RunSpec};
+use crate::container::{self, Isolation};
 use crate::workloads::Workload;
 
 /// The core the function gets to itself (`isolcpus=1`).
@@ -12,8 +17,11 @@ pub const FUNCTION_CPU: usize = 1;
 /// The core the client and everything else run on.
 pub const CLIENT_CPU: usize = 0;
 
+/// Where `--replay` pairs are written in the guest.
+const REPLAY_FILE: &str = "/tmp/simctl-conformance.jsonl";
+
 /// Builds the plan; a gem5 run stretches the guest-side timeouts for simulation.
-pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Plan {
+pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
     let timeout_s = if spec.is_gem5() { 24 * 3600 } else { 600 };
     let port = workload.manifest.port;
     let mut client = vec![
@@ -57,27 +65,138 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Plan {
             client.extend(["streams".into(), "--parallel".into(), parallel.to_string()])
         }
     }
-    Plan {
+    let client_step = |name: &str, argv: Vec<String>| Step {
+        name: name.into(),
+        argv,
+        cpu: Some(CLIENT_CPU),
+        background: false,
+        wait_for_port: None,
+        timeout_s,
+        env: Default::default(),
+    };
+    let mut files = BTreeMap::new();
+    let mut steps = Vec::new();
+    let function_argv = match spec.isolation {
+        Isolation::Process => workload.server_argv("127.0.0.1"),
+        Isolation::Container => {
+            let parts = container::plan_parts(workload, port, FUNCTION_CPU);
+            files.extend(parts.files);
+            steps.push(client_step("container-network", parts.setup_argv));
+            parts.function_argv
+        }
+    };
+    // The function is reached at 127.0.0.1:port either way (a container through its published
+    // port), so readiness and the client do not depend on the isolation.
+    steps.push(Step {
+        name: workload.name().to_string(),
+        argv: function_argv,
+        cpu: Some(FUNCTION_CPU),
+        background: true,
+        wait_for_port: Some(port),
+        timeout_s,
+        env: Default::default(),
+    });
+    if let Some(pairs) = &spec.replay {
+        // The guest client checks the pairs (and names a bad line) before the load runs.
+        let text = std::fs::read_to_string(pairs).with_context(|| {
+            format!(
+                "cannot read --replay {}; hint: pass a file from tests/fixtures/conformance/",
+                pairs.display()
+            )
+        })?;
+        files.insert(REPLAY_FILE.to_string(), text);
+        steps.push(client_step(
+            "conformance",
+            vec![
+                "/sbin/simctl-client".into(),
+                "--replay".into(),
+                REPLAY_FILE.into(),
+                "--addr".into(),
+                format!("127.0.0.1:{port}"),
+            ],
+        ));
+    }
+    steps.push(client_step("client", client));
+    Ok(Plan {
         results_dir: DEFAULT_RESULTS_DIR.into(),
-        steps: vec![
-            Step {
-                name: workload.name().to_string(),
-                argv: workload.server_argv(),
-                cpu: Some(FUNCTION_CPU),
-                background: true,
-                wait_for_port: Some(port),
-                timeout_s,
-                env: Default::default(),
-            },
-            Step {
-                name: "client".into(),
-                argv: client,
-                cpu: Some(CLIENT_CPU),
-                background: false,
-                wait_for_port: None,
-                timeout_s,
-                env: Default::default(),
-            },
-        ],
+        files,
+        steps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::Project;
+    use crate::run::RunArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn plan(args: &[&str]) -> Result<Plan> {
+        let project = Project::at(env!("CARGO_MANIFEST_DIR"));
+        let cli = Cli::parse_from(
+            ["simctl", "--workload", "aes-go", "--platform", "qemu"]
+                .iter()
+                .chain(args),
+        );
+        let resolved = crate::run::spec::resolve(&project, &cli.run, &crate::run::kvm::probe())?;
+        make_plan(&resolved.workload, &resolved.spec)
+    }
+
+    fn names(plan: &Plan) -> Vec<&str> {
+        plan.steps.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn container_runs_crun_after_the_network_and_process_the_bare_server() {
+        let container = plan(&["--isolation", "container"]).unwrap();
+        assert_eq!(names(&container), ["container-network", "aes-go", "client"]);
+        assert_eq!(container.steps[1].argv[0], "/usr/bin/crun");
+        assert_eq!(container.steps[1].cpu, Some(FUNCTION_CPU));
+        assert_eq!(container.steps[1].wait_for_port, Some(50051));
+        assert!(
+            container
+                .files
+                .contains_key("/var/lib/simctl/containers/aes-go/config.json")
+        );
+        let process = plan(&[]).unwrap();
+        assert_eq!(names(&process), ["aes-go", "client"]);
+        assert_eq!(
+            process.steps[0].argv,
+            [
+                "/opt/simctl/workloads/aes-go/server",
+                "-addr=127.0.0.1:50051"
+            ]
+        );
+        assert!(process.files.is_empty());
+    }
+
+    #[test]
+    fn replay_carries_the_pairs_and_checks_them_before_the_load() {
+        let pairs = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/conformance/aes-go.jsonl"
+        );
+        let plan = plan(&["--isolation", "process", "--replay", pairs]).unwrap();
+        assert_eq!(names(&plan), ["aes-go", "conformance", "client"]);
+        assert_eq!(
+            plan.files[REPLAY_FILE],
+            std::fs::read_to_string(pairs).unwrap()
+        );
+        assert_eq!(plan.steps[1].argv[1..3], ["--replay", REPLAY_FILE]);
+        let missing = plan_err(&["--replay", "/nonexistent.jsonl"]);
+        assert!(
+            missing.contains("cannot read --replay /nonexistent.jsonl"),
+            "{missing}"
+        );
+    }
+
+    fn plan_err(args: &[&str]) -> String {
+        format!("{:#}", plan(args).unwrap_err())
     }
 }

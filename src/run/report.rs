@@ -26,6 +26,18 @@ fn summary(values: &mut [f64]) -> Option<(f64, f64, f64)> {
 /// Builds report.md from the run directory (results/, m5out/stats.txt) and prints it.
 pub fn write_run_report(dir: &RunDir, invocations: u64, phases: &[PhaseTime]) -> Result<()> {
     let mut text = format!("# simctl run {}\n\n", dir.path().display());
+    // Which isolation the function ran under, so container and process runs of one workload
+    // can be told apart when their reports are compared.
+    let record = std::fs::read_to_string(dir.path().join(super::rundir::RUN_FILE))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok());
+    if let Some(isolation) = record
+        .as_ref()
+        .and_then(|table| table.get("isolation"))
+        .and_then(|value| value.as_str())
+    {
+        writeln!(text, "- isolation: {isolation}")?;
+    }
     for phase in phases {
         writeln!(text, "- phase {}: {:.1} s wall", phase.name, phase.wall_s)?;
     }

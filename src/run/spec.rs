@@ -20,6 +20,7 @@ use super::rundir::RunDir;
 use super::system::{ByteSize, QEMU_KEYS, SystemSpec, parse_overrides};
 use super::{Arrival, CpuModel, Pattern, RunArgs};
 use crate::cache::CacheKey;
+use crate::container::Isolation;
 use crate::project::Project;
 use crate::workloads::Workload;
 
@@ -110,6 +111,12 @@ pub struct RunSpec {
     pub warmup: u64,
     pub request: String,
     pub load: LoadPattern,
+    /// How the function runs in the guest (OCI container or bare process).
+    pub isolation: Isolation,
+    /// Conformance pairs replayed in the guest before the load (their text is in the plan, so
+    /// in the run key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<PathBuf>,
     pub machine: Machine,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gem5: Option<Gem5Spec>,
@@ -528,6 +535,8 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
             warmup: args.warmup,
             request,
             load: checked.load,
+            isolation: args.isolation,
+            replay: args.replay.clone(),
             machine,
             gem5: gem5_spec,
             qemu: qemu_spec,
@@ -677,6 +686,8 @@ mod tests {
             warmup: 1,
             request: "hello".into(),
             load: LoadPattern::Closed,
+            isolation: Isolation::Process,
+            replay: None,
             machine: Machine {
                 num_cores: system.num_cores,
                 memory_size: system.memory_size,

@@ -1,43 +1,63 @@
-// auth-go: a token authorizer (as vSwarm's auth): "allow" and "deny" give a policy document
-// for the caller, anything else is unauthorized. Speaks vSwarm's auth.Greeter/SayHello.
+// auth-go: vSwarm's auth function in Go (benchmarks/auth/go/server.go), a token authorizer:
+// "allow" and "deny" build a policy document and print it with %+v, "unauthorized" answers
+// "Unauthorized", any other token "Error: Invalid token"; the reply repeats the token. The
+// struct and field names below are vSwarm's because %+v prints them: the reply bytes are
+// vSwarm's (see tests/fixtures/conformance/auth-go.jsonl). vSwarm's optional tracing and AWS
+// Lambda entry are left out: neither is on the gRPC path vSwarm-u measures.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
+	"fmt"
 	"log"
 	"net"
 
 	pb "simctl/workloads/proto/auth"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/reflection"
 )
 
-type statement struct {
-	Action   string `json:"Action"`
-	Effect   string `json:"Effect"`
-	Resource string `json:"Resource"`
+var address = flag.String("addr", "0.0.0.0:50051", "Address:Port the grpc server is listening to")
+
+// The method ARN vSwarm puts in every policy (a placeholder, never resolved).
+const fakeMethodArn = "arn:aws:execute-api:{regionId}:{accountId}:{apiId}/{stage}/{httpVerb}/[{resource}/[{child-resources}]]"
+
+type Statement struct {
+	Action   string
+	Effect   string
+	Resource string
 }
 
-type policy struct {
-	PrincipalID    string `json:"principalId"`
-	PolicyDocument struct {
-		Version   string      `json:"Version"`
-		Statement []statement `json:"Statement"`
-	} `json:"policyDocument"`
+type policyDocument struct {
+	Version   string
+	Statement []Statement
 }
 
-func generatePolicy(effect string) string {
-	var p policy
-	p.PrincipalID = "user"
-	p.PolicyDocument.Version = "2012-10-17"
-	p.PolicyDocument.Statement = []statement{{Action: "execute-api:Invoke", Effect: effect, Resource: "arn:simctl:function"}}
-	out, err := json.Marshal(p)
-	if err != nil {
-		log.Fatal(err)
+type Context struct {
+	stringKey  string
+	numberKey  int
+	booleanKey bool
+}
+
+type authResponse struct {
+	principalId    string
+	policyDocument policyDocument
+	context        Context
+}
+
+func generatePolicy(principalId, effect, resource string) authResponse {
+	var response authResponse
+	response.principalId = principalId
+	if effect != "" && resource != "" {
+		response.policyDocument = policyDocument{
+			Version:   "2012-10-17",
+			Statement: []Statement{{Action: "execute-api:Invoke", Effect: effect, Resource: resource}},
+		}
 	}
-	return string(out)
+	response.context = Context{stringKey: "stringval", numberKey: 123, booleanKey: true}
+	return response
 }
 
 type server struct {
@@ -45,29 +65,33 @@ type server struct {
 }
 
 func (s *server) SayHello(ctx context.Context, in *pb.HelloRequest) (*pb.HelloReply, error) {
-	var message string
-	switch in.GetName() {
+	token := in.GetName()
+	var msg string
+	switch token {
 	case "allow":
-		message = generatePolicy("Allow")
+		msg = fmt.Sprintf("%+v", generatePolicy("user", "Allow", fakeMethodArn))
 	case "deny":
-		message = generatePolicy("Deny")
+		msg = fmt.Sprintf("%+v", generatePolicy("user", "Deny", fakeMethodArn))
+	case "unauthorized":
+		msg = "Unauthorized"
 	default:
-		message = "Unauthorized"
+		msg = "Error: Invalid token"
 	}
-	return &pb.HelloReply{Message: "fn: Auth | " + message}, nil
+	reply := fmt.Sprintf("fn: Auth | token: %s | resp: %+v | runtime: golang", token, msg)
+	return &pb.HelloReply{Message: reply}, nil
 }
 
 func main() {
-	addr := flag.String("addr", "0.0.0.0:50051", "address to listen on")
 	flag.Parse()
-	listener, err := net.Listen("tcp", *addr)
+	listener, err := net.Listen("tcp", *address)
 	if err != nil {
-		log.Fatalf("auth-go: cannot listen on %s: %v", *addr, err)
+		log.Fatalf("failed to listen: %v", err)
 	}
+	log.Printf("Start Auth-go server: listen on : %s\n", *address)
 	grpcServer := grpc.NewServer()
 	pb.RegisterGreeterServer(grpcServer, &server{})
-	log.Printf("auth-go: serving on %s", *addr)
+	reflection.Register(grpcServer)
 	if err := grpcServer.Serve(listener); err != nil {
-		log.Fatalf("auth-go: %v", err)
+		log.Fatalf("failed to serve: %v", err)
 	}
 }

@@ -1,107 +1,136 @@
 //! `simctl-client`: drives a function over gRPC from core 0 while the function runs on core 1;
 //! writes one record per invocation (results.csv, results.json) and, under gem5, hands them to
-//! the host with m5 writefile. Exit status 0 only when every measured invocation succeeded.
+//! the host with m5 writefile. With `--replay` it instead checks a function's answers byte for
+//! byte against recorded conformance pairs; with `--record` it records such pairs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use simctl_guest::client::{Caller, Load, Pattern, Service, drive};
+use clap::{ArgGroup, Parser, ValueEnum};
+use simctl_guest::client::{Caller, Load, Pattern, Service, connect, drive};
+use simctl_guest::conformance;
 use simctl_guest::m5::{M5, Mode};
 use simctl_guest::records::{Phase, to_csv};
 
-const USAGE: &str =
-    "usage: simctl-client --service aes|fibonacci|auth|spin [--addr 127.0.0.1:50051]
-  [--request TEXT] [--warmup W] [--invocations N] [--cpu C]
-  [--pattern closed|rps|rounds|streams] [--rps R] [--arrival uniform|poisson]
-  [--parallel K] [--pause-ms MS] [--out DIR] [--m5 inst|addr|off] [--stats-ops]";
+/// Every measured invocation succeeded, or every replayed pair matched.
+const EXIT_OK: u8 = 0;
+/// An invocation failed or a replayed answer differed.
+const EXIT_FAILED: u8 = 1;
+/// Bad command line or unreadable pairs file (clap uses 2 for usage errors too).
+const EXIT_USAGE: u8 = 2;
+/// The function could not be reached, or the results could not be written.
+const EXIT_ENVIRONMENT: u8 = 3;
 
-struct Options {
-    service: Service,
+#[derive(Debug, Parser)]
+#[command(
+    name = "simctl-client",
+    version,
+    about = "Drive a serverless function over gRPC and record one line per invocation",
+    group(ArgGroup::new("mode").args(["service", "replay", "record"]).required(true)),
+    after_help = "Default requests are what vSwarm's client sends (its `-input` value with the \
+                  `unique` generator): aes \"A unique message\", auth \"A unique message\", \
+                  fibonacci \"10\"; spin 1000 (microseconds).\n\n\
+                  Exit status: 0 every measured invocation succeeded (or every replayed pair \
+                  matched); 1 an invocation failed or a replayed answer differed; 2 bad command \
+                  line or pairs file; 3 the function could not be reached or the results could \
+                  not be written.\n\n\
+                  Examples:\n  simctl-client --service aes --invocations 20 --warmup 5\n  \
+                  simctl-client --replay aes-go.jsonl --addr 127.0.0.1:50051"
+)]
+struct Args {
+    /// The function's gRPC service (vSwarm-compatible).
+    #[arg(long, value_enum)]
+    service: Option<Service>,
+    /// Check the function's answers against recorded pairs (tests/fixtures/conformance format).
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
+    /// Send the requests of a pairs file and print the pairs with the answers received.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Address of the function.
+    #[arg(long, default_value = "127.0.0.1:50051")]
     addr: String,
-    request: String,
-    load: Load,
+    /// Request text; default: the service's default request (see below).
+    #[arg(long)]
+    request: Option<String>,
+    /// Warm-up invocations (not measured).
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
+    /// Measured invocations.
+    #[arg(long, default_value_t = 10)]
+    invocations: u64,
+    /// Pin the client to this CPU.
+    #[arg(long)]
     cpu: Option<usize>,
+    /// Load pattern.
+    #[arg(long, value_enum, default_value_t = PatternArg::Closed)]
+    pattern: PatternArg,
+    /// Requests per second (pattern rps).
+    #[arg(long, default_value_t = 10.0)]
+    rps: f64,
+    /// Inter-arrival distribution (pattern rps).
+    #[arg(long, value_enum, default_value_t = ArrivalArg::Poisson)]
+    arrival: ArrivalArg,
+    /// Concurrent requests per round or streams (patterns rounds, streams).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    parallel: u64,
+    /// Pause between rounds in milliseconds (pattern rounds).
+    #[arg(long, default_value_t = 100)]
+    pause_ms: u64,
+    /// Directory for results.csv and results.json.
+    #[arg(long, default_value = ".")]
     out: PathBuf,
-    m5: Mode,
+    /// How m5 ops are issued; default: SIMCTL_M5, else simctl.m5= on the kernel command line,
+    /// else off.
+    #[arg(long, value_parser = parse_m5_mode, value_name = "inst|addr|off")]
+    m5: Option<Mode>,
+    /// Also reset and dump stats around every measured invocation.
+    #[arg(long)]
+    stats_ops: bool,
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut service = None;
-    let mut addr = "127.0.0.1:50051".to_string();
-    let mut request = "A unique message".to_string();
-    let (mut warmup, mut invocations) = (0u64, 10u64);
-    let (mut pattern, mut rps, mut poisson, mut parallel, mut pause_ms) =
-        ("closed".to_string(), 10.0, true, 2u64, 100u64);
-    let mut cpu = None;
-    let mut out = PathBuf::from(".");
-    let mut m5 = Mode::from_environment();
-    let mut stats_ops = false;
-    let mut iter = args.iter();
-    while let Some(flag) = iter.next() {
-        if flag == "--stats-ops" {
-            stats_ops = true;
-            continue;
-        }
-        let value = iter
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let number = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| format!("{flag}: '{v}' is not a whole number"))
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PatternArg {
+    Closed,
+    Rps,
+    Rounds,
+    Streams,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ArrivalArg {
+    Uniform,
+    Poisson,
+}
+
+fn parse_m5_mode(text: &str) -> Result<Mode, String> {
+    Mode::parse(text).ok_or_else(|| format!("'{text}' is not one of inst, addr, off"))
+}
+
+impl Args {
+    fn load(&self) -> Load {
+        let pattern = match self.pattern {
+            PatternArg::Closed => Pattern::Closed,
+            PatternArg::Rps => Pattern::Rps {
+                rps: self.rps,
+                poisson: matches!(self.arrival, ArrivalArg::Poisson),
+            },
+            PatternArg::Rounds => Pattern::Rounds {
+                parallel: self.parallel,
+                pause: Duration::from_millis(self.pause_ms),
+            },
+            PatternArg::Streams => Pattern::Streams {
+                parallel: self.parallel,
+            },
         };
-        match flag.as_str() {
-            "--service" => {
-                service = Some(
-                    Service::parse(value)
-                        .ok_or_else(|| format!("unknown service '{value}'\n{USAGE}"))?,
-                )
-            }
-            "--addr" => addr = value.clone(),
-            "--request" => request = value.clone(),
-            "--warmup" => warmup = number(value)?,
-            "--invocations" => invocations = number(value)?,
-            "--cpu" => cpu = Some(number(value)? as usize),
-            "--pattern" => pattern = value.clone(),
-            "--rps" => {
-                rps = value
-                    .parse()
-                    .map_err(|_| format!("--rps: '{value}' is not a number"))?
-            }
-            "--arrival" => poisson = value == "poisson",
-            "--parallel" => parallel = number(value)?.max(1),
-            "--pause-ms" => pause_ms = number(value)?,
-            "--out" => out = PathBuf::from(value),
-            "--m5" => {
-                m5 = Mode::parse(value).ok_or_else(|| format!("--m5: unknown mode '{value}'"))?
-            }
-            _ => return Err(format!("unknown option {flag}\n{USAGE}")),
+        Load {
+            warmup: self.warmup,
+            invocations: self.invocations,
+            pattern,
+            stats_ops: self.stats_ops,
         }
     }
-    let pattern = match pattern.as_str() {
-        "closed" => Pattern::Closed,
-        "rps" => Pattern::Rps { rps, poisson },
-        "rounds" => Pattern::Rounds {
-            parallel,
-            pause: Duration::from_millis(pause_ms),
-        },
-        "streams" => Pattern::Streams { parallel },
-        other => return Err(format!("unknown pattern '{other}'\n{USAGE}")),
-    };
-    Ok(Options {
-        service: service.ok_or_else(|| format!("--service is required\n{USAGE}"))?,
-        addr,
-        request,
-        load: Load {
-            warmup,
-            invocations,
-            pattern,
-            stats_ops,
-        },
-        cpu,
-        out,
-        m5,
-    })
 }
 
 fn pin_to(cpu: usize) {
@@ -113,24 +142,10 @@ fn pin_to(cpu: usize) {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse(&args) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("simctl-client: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Some(cpu) = options.cpu {
+    let args = Args::parse();
+    if let Some(cpu) = args.cpu {
         pin_to(cpu);
     }
-    let m5 = match M5::new(options.m5) {
-        Ok(m5) => m5,
-        Err(err) => {
-            eprintln!("simctl-client: {err}");
-            return ExitCode::from(2);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -138,27 +153,124 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("simctl-client: cannot start the async runtime: {err}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_ENVIRONMENT);
         }
     };
-    let records = runtime.block_on(async {
-        let caller =
-            Caller::connect(options.service, &options.addr, options.request.clone()).await?;
-        if let Ok(first) = caller.call().await {
+    let code = if let Some(file) = &args.replay {
+        runtime.block_on(replay(file, &args.addr))
+    } else if let Some(file) = &args.record {
+        runtime.block_on(record(file, &args.addr))
+    } else if let Some(service) = args.service {
+        runtime.block_on(drive_load(&args, service))
+    } else {
+        // clap requires one of --service, --replay, --record.
+        EXIT_USAGE
+    };
+    ExitCode::from(code)
+}
+
+fn read_pairs(file: &std::path::Path) -> Result<Vec<conformance::Pair>, u8> {
+    let text = std::fs::read_to_string(file).map_err(|err| {
+        eprintln!("simctl-client: cannot read {}: {err}", file.display());
+        EXIT_USAGE
+    })?;
+    conformance::parse(&text, &file.display().to_string()).map_err(|err| {
+        eprintln!("simctl-client: {err}");
+        EXIT_USAGE
+    })
+}
+
+async fn replay(file: &std::path::Path, addr: &str) -> u8 {
+    let pairs = match read_pairs(file) {
+        Ok(pairs) => pairs,
+        Err(code) => return code,
+    };
+    let channel = match connect(addr).await {
+        Ok(channel) => channel,
+        Err(err) => {
+            eprintln!("simctl-client: {err}");
+            return EXIT_ENVIRONMENT;
+        }
+    };
+    match conformance::replay(&channel, &pairs).await {
+        Err(err) => {
+            eprintln!("simctl-client: {err}");
+            EXIT_ENVIRONMENT
+        }
+        Ok(mismatches) => {
+            for mismatch in &mismatches {
+                println!(
+                    "simctl-client: MISMATCH pair {} ({}):\n  expected {}\n  got      {}",
+                    mismatch.index, mismatch.note, mismatch.expected, mismatch.got
+                );
+            }
             println!(
-                "simctl-client: first response: {}",
-                first.chars().take(120).collect::<String>()
+                "simctl-client: replayed {} pairs from {}: {} identical, {} different",
+                pairs.len(),
+                file.display(),
+                pairs.len() - mismatches.len(),
+                mismatches.len()
             );
+            if mismatches.is_empty() {
+                EXIT_OK
+            } else {
+                EXIT_FAILED
+            }
         }
-        Ok::<_, String>(drive(&caller, &options.load, &m5).await)
-    });
-    let records = match records {
-        Ok(records) => records,
-        Err(message) => {
-            eprintln!("simctl-client: {message}");
-            return ExitCode::from(1);
+    }
+}
+
+async fn record(file: &std::path::Path, addr: &str) -> u8 {
+    let pairs = match read_pairs(file) {
+        Ok(pairs) => pairs,
+        Err(code) => return code,
+    };
+    let recorded = match connect(addr).await {
+        Ok(channel) => conformance::record(&channel, &pairs).await,
+        Err(err) => Err(err),
+    };
+    match recorded {
+        Ok(recorded) => {
+            for pair in recorded {
+                println!("{}", pair.to_line());
+            }
+            EXIT_OK
+        }
+        Err(err) => {
+            eprintln!("simctl-client: {err}");
+            EXIT_ENVIRONMENT
+        }
+    }
+}
+
+async fn drive_load(args: &Args, service: Service) -> u8 {
+    let mode = args.m5.unwrap_or_else(Mode::from_environment);
+    let m5 = match M5::new(mode) {
+        Ok(m5) => m5,
+        Err(err) => {
+            eprintln!("simctl-client: {err}");
+            return EXIT_ENVIRONMENT;
         }
     };
+    let request = args
+        .request
+        .clone()
+        .unwrap_or_else(|| service.default_request().to_string());
+    let load = args.load();
+    let caller = match Caller::connect(service, &args.addr, request).await {
+        Ok(caller) => caller,
+        Err(err) => {
+            eprintln!("simctl-client: {err}");
+            return EXIT_ENVIRONMENT;
+        }
+    };
+    if let Ok(first) = caller.call().await {
+        println!(
+            "simctl-client: first response: {}",
+            first.chars().take(120).collect::<String>()
+        );
+    }
+    let records = drive(&caller, &load, &m5).await;
     let measured: Vec<_> = records
         .iter()
         .filter(|r| r.phase == Phase::Measured)
@@ -166,15 +278,15 @@ fn main() -> ExitCode {
     let failed = measured.iter().filter(|r| !r.ok).count();
     let csv = to_csv(&records);
     let json = serde_json::to_string_pretty(&records).unwrap_or_default();
-    if let Err(err) = std::fs::create_dir_all(&options.out)
-        .and_then(|()| std::fs::write(options.out.join("results.csv"), &csv))
-        .and_then(|()| std::fs::write(options.out.join("results.json"), &json))
+    if let Err(err) = std::fs::create_dir_all(&args.out)
+        .and_then(|()| std::fs::write(args.out.join("results.csv"), &csv))
+        .and_then(|()| std::fs::write(args.out.join("results.json"), &json))
     {
         eprintln!(
             "simctl-client: cannot write results to {}: {err}",
-            options.out.display()
+            args.out.display()
         );
-        return ExitCode::from(1);
+        return EXIT_ENVIRONMENT;
     }
     if m5.mode() != Mode::Off {
         m5.write_file(csv.as_bytes(), "results.csv");
@@ -190,9 +302,9 @@ fn main() -> ExitCode {
     if let Some(first_error) = measured.iter().find(|r| !r.ok) {
         eprintln!("simctl-client: first error: {}", first_error.error);
     }
-    if failed == 0 && measured.len() as u64 == options.load.invocations {
-        ExitCode::SUCCESS
+    if failed == 0 && measured.len() as u64 == load.invocations {
+        EXIT_OK
     } else {
-        ExitCode::from(1)
+        EXIT_FAILED
     }
 }

@@ -38,12 +38,15 @@ fn error(message: &str) {
 }
 
 fn mount_basics() {
-    let mounts: [(&str, &str, &str); 5] = [
+    // cgroup v2 is for containers (crun puts the function in a cpuset cgroup); a kernel
+    // built without cgroups just runs functions as processes.
+    let mounts: [(&str, &str, &str); 6] = [
         ("proc", "/proc", "proc"),
         ("sysfs", "/sys", "sysfs"),
         ("devtmpfs", "/dev", "devtmpfs"),
         ("tmpfs", "/tmp", "tmpfs"),
         ("tmpfs", "/run", "tmpfs"),
+        ("cgroup2", "/sys/fs/cgroup", "cgroup2"),
     ];
     for (source, target, fstype) in mounts {
         let _ = std::fs::create_dir_all(target);
@@ -60,8 +63,12 @@ fn mount_basics() {
         };
         if result != 0 {
             let err = std::io::Error::last_os_error();
-            // /dev may already be mounted by the kernel (DEVTMPFS_MOUNT).
-            if err.raw_os_error() != Some(libc::EBUSY) {
+            // /dev may already be mounted by the kernel (DEVTMPFS_MOUNT); a kernel without
+            // cgroups has neither /sys/fs/cgroup (ENOENT) nor cgroup2 (ENODEV).
+            if !matches!(
+                err.raw_os_error(),
+                Some(libc::EBUSY) | Some(libc::ENODEV) | Some(libc::ENOENT)
+            ) {
                 error(&format!("mount {target}: {err}"));
             }
         }
@@ -164,6 +171,17 @@ fn stop(child: &mut Child) {
 /// Runs the steps in order; returns whether all succeeded.
 fn run_plan(plan: &Plan) -> bool {
     let _ = std::fs::create_dir_all(&plan.results_dir);
+    for (path, contents) in &plan.files {
+        let path = Path::new(path);
+        if let Err(err) = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(path, contents))
+        {
+            error(&format!("cannot write {}: {err}", path.display()));
+            return false;
+        }
+    }
     let mut background: Vec<(String, Child)> = Vec::new();
     let mut ok = true;
     for step in &plan.steps {

@@ -1,0 +1,246 @@
+//! Running the function in an OCI container inside the guest, as the serverless-suite
+//! methodology and vSwarm-u measure functions (a Docker container pinned to core 1, reached
+//! through a published port).
+//!
+//! - Root file system: `simctl build-image` copies the workload's install tree a second time,
+//!   to `/var/lib/simctl/containers/<name>/rootfs` ([`rootfs_overlay`]), so the function's own
+//!   files come from no registry; the guest's `/usr`, `/etc` (and the merged-/usr links) are
+//!   bound read-only into it for interpreted functions, which need their runtime.
+//! - Runtime: Debian's `crun` runs the bundle in the foreground, in new pid, ipc, uts, mount and
+//!   network namespaces, in a cgroup v2 cpuset of core 1 (`docker update --cpuset-cpus 1`), with
+//!   Docker's default capabilities.
+//! - Network: Docker's bridge path without its userland proxy: bridge `simctl0` (172.17.0.1),
+//!   veth pair into the container's namespace (172.17.0.2), nftables DNAT of 127.0.0.1:PORT to
+//!   the container and masquerade of loopback sources onto the bridge (what Docker installs with
+//!   `userland-proxy: false`). The guest has no NIC: these addresses exist only inside it.
+//!
+//! The run plan carries the bundle's config.json and the network setup ([`plan_parts`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::image::Overlay;
+use crate::workloads::Workload;
+
+/// Where container bundles live in the guest.
+pub const BUNDLE_ROOT: &str = "/var/lib/simctl/containers";
+/// The network namespace the setup script creates and the container joins.
+const NETNS: &str = "simctl-function";
+const BRIDGE_ADDR: &str = "172.17.0.1";
+const CONTAINER_ADDR: &str = "172.17.0.2";
+const NETWORK_SCRIPT: &str = "/tmp/simctl-container-network.sh";
+const NAT_RULES: &str = "/tmp/simctl-container-nat.nft";
+
+/// How the function runs in the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// In an OCI container started by crun, as the methodology measures functions.
+    Container,
+    /// As a bare process (pinned to the same core), for comparison.
+    #[default]
+    Process,
+}
+
+impl Isolation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::Container => "container",
+            Isolation::Process => "process",
+        }
+    }
+}
+
+/// The bundle directory of a workload in the guest.
+pub fn bundle_dir(workload: &Workload) -> String {
+    format!("{BUNDLE_ROOT}/{}", workload.name())
+}
+
+/// The image overlay that makes the workload's install tree (`install_root`, as returned by
+/// `workloads::build`) the container's root file system.
+pub fn rootfs_overlay(workload: &Workload, install_root: PathBuf) -> Overlay {
+    Overlay {
+        source: install_root,
+        target: PathBuf::from(bundle_dir(workload)).join("rootfs"),
+    }
+}
+
+/// What a container run adds to the plan: files to write, the setup step's argv (run before
+/// the function, on the client core) and the function step's argv.
+pub struct PlanParts {
+    pub files: BTreeMap<String, String>,
+    pub setup_argv: Vec<String>,
+    pub function_argv: Vec<String>,
+}
+
+/// The plan pieces for running `workload` in a container on `cpu`, published on `port`.
+pub fn plan_parts(workload: &Workload, port: u16, cpu: usize) -> PlanParts {
+    let bundle = bundle_dir(workload);
+    let mut files = BTreeMap::new();
+    files.insert(
+        format!("{bundle}/config.json"),
+        oci_config(&workload.server_argv("0.0.0.0"), cpu),
+    );
+    files.insert(NETWORK_SCRIPT.to_string(), network_script());
+    files.insert(NAT_RULES.to_string(), nat_rules(port));
+    PlanParts {
+        files,
+        setup_argv: vec!["/bin/sh".into(), NETWORK_SCRIPT.into()],
+        function_argv: vec![
+            "/usr/bin/crun".into(),
+            "run".into(),
+            "--bundle".into(),
+            bundle,
+            "function".into(),
+        ],
+    }
+}
+
+/// Docker's default capability set (moby `oci/caps/defaults.go`).
+const DOCKER_CAPABILITIES: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// The OCI runtime config (runtime-spec 1.0) of the function's container.
+fn oci_config(argv: &[String], cpu: usize) -> String {
+    let bind = |path: &str| {
+        json!({"destination": path, "type": "bind", "source": path,
+               "options": ["rbind", "ro", "nosuid", "nodev"]})
+    };
+    let tmpfs = |path: &str, options: &[&str]| json!({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": options});
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        tmpfs(
+            "/dev",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        tmpfs(
+            "/dev/shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+               "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        tmpfs("/tmp", &["nosuid", "nodev", "mode=1777"]),
+    ];
+    mounts.extend(["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64"].map(bind));
+    let config = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": argv,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": DOCKER_CAPABILITIES,
+                "effective": DOCKER_CAPABILITIES,
+                "permitted": DOCKER_CAPABILITIES,
+            },
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": "function",
+        "mounts": mounts,
+        "linux": {
+            "namespaces": [
+                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
+                {"type": "network", "path": format!("/run/netns/{NETNS}")},
+            ],
+            "resources": {"cpu": {"cpus": cpu.to_string()}},
+            "cgroupsPath": "/simctl/function",
+        },
+    });
+    serde_json::to_string_pretty(&config).unwrap_or_default()
+}
+
+/// Creates the container's network namespace, the bridge and the veth pair, then loads the NAT
+/// rules. Fixed text: nothing in it comes from user input.
+fn network_script() -> String {
+    format!(
+        "set -eu\n\
+         ip netns add {NETNS}\n\
+         ip link add simctl0 type bridge\n\
+         ip addr add {BRIDGE_ADDR}/16 dev simctl0\n\
+         ip link set simctl0 up\n\
+         ip link add veth-function type veth peer name eth0 netns {NETNS}\n\
+         ip link set veth-function master simctl0 up\n\
+         ip -n {NETNS} addr add {CONTAINER_ADDR}/16 dev eth0\n\
+         ip -n {NETNS} link set lo up\n\
+         ip -n {NETNS} link set eth0 up\n\
+         ip -n {NETNS} route add default via {BRIDGE_ADDR}\n\
+         echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet\n\
+         nft -f {NAT_RULES}\n"
+    )
+}
+
+/// The published port: connections to 127.0.0.1:port go to the container.
+fn nat_rules(port: u16) -> String {
+    format!(
+        "table ip simctl {{\n\
+         \tchain output {{\n\
+         \t\ttype nat hook output priority -100;\n\
+         \t\tip daddr 127.0.0.1 tcp dport {port} dnat to {CONTAINER_ADDR}:{port}\n\
+         \t}}\n\
+         \tchain postrouting {{\n\
+         \t\ttype nat hook postrouting priority 100;\n\
+         \t\tip saddr 127.0.0.0/8 oifname \"simctl0\" masquerade\n\
+         \t}}\n\
+         }}\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::Project;
+
+    #[test]
+    fn container_plan_parts_pin_publish_and_listen_on_all_addresses() {
+        let project = Project::at(env!("CARGO_MANIFEST_DIR"));
+        let workload = Workload::load(&project, "aes-go").unwrap();
+        let parts = plan_parts(&workload, 50051, 1);
+        let config: serde_json::Value =
+            serde_json::from_str(&parts.files["/var/lib/simctl/containers/aes-go/config.json"])
+                .unwrap();
+        assert_eq!(config["linux"]["resources"]["cpu"]["cpus"], "1");
+        assert_eq!(
+            config["process"]["args"],
+            json!(["/opt/simctl/workloads/aes-go/server", "-addr=0.0.0.0:50051"])
+        );
+        assert_eq!(
+            config["linux"]["namespaces"][4]["path"],
+            "/run/netns/simctl-function"
+        );
+        assert!(parts.files[NAT_RULES].contains("dnat to 172.17.0.2:50051"));
+        assert_eq!(
+            parts.function_argv,
+            [
+                "/usr/bin/crun",
+                "run",
+                "--bundle",
+                "/var/lib/simctl/containers/aes-go",
+                "function"
+            ]
+        );
+        let overlay = rootfs_overlay(&workload, PathBuf::from("/x"));
+        assert_eq!(
+            overlay.target,
+            PathBuf::from("/var/lib/simctl/containers/aes-go/rootfs")
+        );
+    }
+}
