@@ -6,15 +6,22 @@
 //!   to `/var/lib/simctl/containers/<name>/rootfs` ([`rootfs_overlay`]), so the function's own
 //!   files come from no registry; the guest's `/usr`, `/etc` (and the merged-/usr links) are
 //!   bound read-only into it for interpreted functions, which need their runtime.
-//! - Runtime: Debian's `crun` runs the bundle in the foreground, in new pid, ipc, uts, mount and
-//!   network namespaces, in a cgroup v2 cpuset of core 1 (`docker update --cpuset-cpus 1`), with
-//!   Docker's default capabilities.
+//! - Runtime: Debian's `runc` (Docker's own runtime) runs the bundle in the foreground, in new
+//!   pid, ipc, uts, mount and network namespaces, in a cgroup v2 cpuset of core 1 (`docker update
+//!   --cpuset-cpus 1`), with Docker's default capabilities. Not crun: crun 1.8 reads
+//!   /proc/self/uid_map and /proc/self/setgroups, which exist only with CONFIG_USER_NS, a
+//!   namespace the lean kernel leaves out.
 //! - Network: Docker's bridge path without its userland proxy: bridge `simctl0` (172.17.0.1),
 //!   veth pair into the container's namespace (172.17.0.2), nftables DNAT of 127.0.0.1:PORT to
 //!   the container and masquerade of loopback sources onto the bridge (what Docker installs with
 //!   `userland-proxy: false`). The guest has no NIC: these addresses exist only inside it.
 //!
 //! The run plan carries the bundle's config.json and the network setup ([`plan_parts`]).
+//!
+//! Status: on QEMU the network setup runs (bridge, veth, nftables rules load) and runc starts,
+//! but a kernel without CONFIG_CGROUP_BPF stops it ("bpf_prog_query(BPF_CGROUP_DEVICE) failed:
+//! function not implemented"); the kernel fragment now asks for BPF_SYSCALL and CGROUP_BPF, not
+//! yet booted. Until a container run is proven end to end, `process` stays the default.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,7 +45,7 @@ const NAT_RULES: &str = "/tmp/simctl-container-nat.nft";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Isolation {
-    /// In an OCI container started by crun, as the methodology measures functions.
+    /// In an OCI container started by runc, as the methodology measures functions.
     Container,
     /// As a bare process (pinned to the same core), for comparison.
     #[default]
@@ -90,7 +97,7 @@ pub fn plan_parts(workload: &Workload, port: u16, cpu: usize) -> PlanParts {
         files,
         setup_argv: vec!["/bin/sh".into(), NETWORK_SCRIPT.into()],
         function_argv: vec![
-            "/usr/bin/crun".into(),
+            "/usr/sbin/runc".into(),
             "run".into(),
             "--bundle".into(),
             bundle,
@@ -230,7 +237,7 @@ mod tests {
         assert_eq!(
             parts.function_argv,
             [
-                "/usr/bin/crun",
+                "/usr/sbin/runc",
                 "run",
                 "--bundle",
                 "/var/lib/simctl/containers/aes-go",

@@ -72,7 +72,7 @@ pub struct RunArgs {
     /// guest (tests/fixtures/conformance/ format); any different reply fails the run.
     #[arg(long, value_name = "FILE")]
     pub replay: Option<std::path::PathBuf>,
-    /// How the function runs in the guest: in an OCI container (crun, cpuset of core 1,
+    /// How the function runs in the guest: in an OCI container (runc, cpuset of core 1,
     /// published port), as the methodology measures functions, or as a bare process.
     #[arg(long, value_enum, default_value_t = crate::container::Isolation::Process)]
     pub isolation: crate::container::Isolation,

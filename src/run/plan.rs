@@ -153,10 +153,10 @@ mod tests {
     }
 
     #[test]
-    fn container_runs_crun_after_the_network_and_process_the_bare_server() {
+    fn container_runs_runc_after_the_network_and_process_the_bare_server() {
         let container = plan(&["--isolation", "container"]).unwrap();
         assert_eq!(names(&container), ["container-network", "aes-go", "client"]);
-        assert_eq!(container.steps[1].argv[0], "/usr/bin/crun");
+        assert_eq!(container.steps[1].argv[0], "/usr/sbin/runc");
         assert_eq!(container.steps[1].cpu, Some(FUNCTION_CPU));
         assert_eq!(container.steps[1].wait_for_port, Some(50051));
         assert!(

@@ -38,7 +38,7 @@ fn error(message: &str) {
 }
 
 fn mount_basics() {
-    // cgroup v2 is for containers (crun puts the function in a cpuset cgroup); a kernel
+    // cgroup v2 is for containers (runc puts the function in a cpuset cgroup); a kernel
     // built without cgroups just runs functions as processes.
     let mounts: [(&str, &str, &str); 6] = [
         ("proc", "/proc", "proc"),
