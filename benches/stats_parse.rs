@@ -13,6 +13,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use simctl::stats::parse::open;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 const CHILD: &str = "STATS_PARSE_BENCH_CHILD";
 const FIXTURE: &str = "v24-se-x86-o3-2dumps.txt";
 
@@ -116,13 +119,7 @@ fn main() -> Result<()> {
         return child(Path::new(&path));
     }
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/stats")
-        .join(FIXTURE);
-    if !fixture.is_file() {
-        println!("skipped: shared fixtures not found");
-        return Ok(());
-    }
+    let fixture = common::fixtures().join(FIXTURE);
     let target_mb: u64 = std::env::var("STATS_BENCH_MB")
         .ok()
         .and_then(|v| v.parse().ok())

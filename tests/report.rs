@@ -1,5 +1,5 @@
 //! `simctl report` and `report::core_metrics`: metrics resolved across gem5 versions, CPU models
-//! and cache hierarchies, checked against the hand-read values in shared/fixtures/stats/MANIFEST.md.
+//! and cache hierarchies, checked against the hand-read values in tests/fixtures/stats/MANIFEST.md.
 
 mod common;
 
@@ -279,7 +279,7 @@ fn check(what: &str, got: Option<f64>, expected: f64) {
 
 #[test]
 fn core_metrics_match_manifest_for_every_fixture() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     for e in EXPECTED {
         let dumps = read_dumps(&dir.join(e.file)).unwrap();
         let m = core_metrics(&dumps[e.dump], e.cpu);
@@ -312,7 +312,7 @@ fn core_metrics_match_manifest_for_every_fixture() {
 
 #[test]
 fn region_instructions_never_come_from_sim_insts() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let dumps = read_dumps(&dir.join("v24-se-x86-o3-2dumps.txt")).unwrap();
     let m = core_metrics(&dumps[1], 0);
     assert_eq!(dumps[1].get("simInsts"), Some(1000001.0));
@@ -336,7 +336,7 @@ fn region_instructions_never_come_from_sim_insts() {
 
 #[test]
 fn missing_core_gives_empty_metrics_not_zero() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let dumps = read_dumps(&dir.join("v24-se-x86-o3-stdlib.txt")).unwrap();
     let m = core_metrics(&dumps[0], 3);
     assert_eq!(
@@ -352,7 +352,7 @@ fn simctl() -> Command {
 
 #[test]
 fn cli_comparison_table_across_versions_and_layouts() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let temp = tempfile::tempdir().unwrap();
     let run_dir = temp.path().join("run-1");
     std::fs::create_dir_all(run_dir.join("m5out")).unwrap();
@@ -396,7 +396,7 @@ fn cli_comparison_table_across_versions_and_layouts() {
 
 #[test]
 fn cli_explain_cpu_markdown_and_json() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let file = dir.join("v24-fs-x86-ruby-timing-4core.txt");
     simctl()
         .args(["report", "--cpu", "1", "--explain", "--format", "markdown"])
@@ -424,7 +424,7 @@ fn cli_explain_cpu_markdown_and_json() {
 
 #[test]
 fn cli_plot_svg_and_png() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let temp = tempfile::tempdir().unwrap();
     for name in ["ipc.svg", "ipc.png"] {
         let plot = temp.path().join(name);

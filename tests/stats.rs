@@ -1,5 +1,5 @@
 //! The stats.txt parser and `simctl stats`: every real fixture against values read by hand
-//! (shared/fixtures/stats/MANIFEST.md), synthetic edge cases, and the CLI's errors.
+//! (tests/fixtures/stats/MANIFEST.md), synthetic edge cases, and the CLI's errors.
 
 use std::io::BufReader;
 
@@ -535,7 +535,7 @@ fn expected_values(text: &str) -> Vec<usize> {
 
 #[test]
 fn every_fixture_parses_strictly_with_every_value() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     for (file, dump_count) in FILES {
         let path = dir.join(file);
         let dumps = read_dumps(&path).unwrap_or_else(|err| panic!("{file}: {err:#}"));
@@ -552,7 +552,7 @@ fn every_fixture_parses_strictly_with_every_value() {
 
 #[test]
 fn manifest_values_match() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     for (file, dump, stat, expected) in MANIFEST {
         let dumps = read_dumps(&dir.join(file)).unwrap();
         assert_eq!(
@@ -565,7 +565,7 @@ fn manifest_values_match() {
 
 #[test]
 fn fixture_edge_cases_nan_inf_units_and_suppressed_stats() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let stdlib = &read_dumps(&dir.join("v24-se-x86-o3-stdlib.txt")).unwrap()[0];
     assert_eq!(stdlib.stat("simSeconds").unwrap().unit, Some("Second"));
     assert_eq!(
@@ -788,7 +788,7 @@ fn simctl() -> Command {
 
 #[test]
 fn cli_csv_rows_with_match_and_dump_selection() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let file = dir.join("v24-se-x86-o3-2dumps.txt");
     simctl()
         .args(["stats", "--format", "csv", "--match", r"cores\.core\.numCycles$", "--match", "^simTicks$"])
@@ -848,7 +848,7 @@ fn cli_flags_an_incomplete_dump_and_prints_a_table() {
 
 #[test]
 fn cli_default_is_csv_when_piped() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     simctl()
         .arg("stats")
         .arg(dir.join("old-se-x86-atomic-hello.txt"))

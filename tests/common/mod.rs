@@ -2,8 +2,10 @@
 //! directories.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 /// Runs simctl with `args` plus `extra` (paths and the like), without any configured gem5.
 pub fn simctl(args: &[&str], extra: &[&Path]) -> Output {
@@ -38,13 +40,53 @@ pub fn run_state(dir: &Path) -> Option<String> {
     status["state"].as_str().map(str::to_string)
 }
 
-/// The shared stats fixtures beside the repo, or None (after saying the test is skipped).
-pub fn fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/stats");
-    if dir.join("MANIFEST.md").is_file() {
-        Some(dir)
-    } else {
-        println!("skipped: shared fixtures not found");
-        None
+/// The directory of the decompressed stats fixtures (tests/fixtures/stats/*.txt.gz, described in
+/// MANIFEST.md there), made once per test binary in cargo's temp dir. A missing or unreadable
+/// fixture fails the test: the fixtures are part of the repository, a test never skips them.
+pub fn fixtures() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stats");
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("stats-fixtures");
+        decompress_fixtures(&source, &target);
+        target
+    })
+    .clone()
+}
+
+/// Decompresses every `NAME.gz` of `source` to `target/NAME` (through a temp file and a rename:
+/// test binaries run at the same time).
+fn decompress_fixtures(source: &Path, target: &Path) {
+    let entries = std::fs::read_dir(source).unwrap_or_else(|err| {
+        panic!(
+            "stats fixtures missing: cannot read {}: {err}; hint: they are part of the repository \
+             (git checkout -- tests/fixtures)",
+            source.display()
+        )
+    });
+    std::fs::create_dir_all(target).unwrap();
+    let mut count = 0;
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(plain) = name.strip_suffix(".gz") else {
+            continue;
+        };
+        let mut text = Vec::new();
+        let file = std::fs::File::open(&path).unwrap();
+        flate2::read::GzDecoder::new(file)
+            .read_to_end(&mut text)
+            .unwrap_or_else(|err| panic!("fixture {}: {err}", path.display()));
+        let mut temp = tempfile::NamedTempFile::new_in(target).unwrap();
+        temp.write_all(&text).unwrap();
+        temp.persist(target.join(plain)).unwrap();
+        count += 1;
     }
+    assert!(
+        count > 0 && source.join("MANIFEST.md").is_file(),
+        "stats fixtures missing in {}: expected *.txt.gz and MANIFEST.md",
+        source.display()
+    );
 }
