@@ -90,3 +90,14 @@ fn decompress_fixtures(source: &Path, target: &Path) {
         source.display()
     );
 }
+
+/// The fixture's stat line that a cut turns into a smaller number.
+pub const CUT_LINE: &str = "board.processor.cores.core.commitStats0.numInsts      1000000";
+
+/// v24-se-x86-o3-2dumps.txt as gem5 leaves it when killed while writing dump 1: cut in the
+/// middle of `commitStats0.numInsts      1000000`, right after `1000`.
+pub fn cut_mid_number() -> String {
+    let text = std::fs::read_to_string(fixtures().join("v24-se-x86-o3-2dumps.txt")).unwrap();
+    let at = text.rfind(CUT_LINE).unwrap() + CUT_LINE.len() - 3;
+    text[..at].to_string()
+}
