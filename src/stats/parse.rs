@@ -21,21 +21,25 @@ use anyhow::{Context, Result, anyhow, bail};
 
 const BEGIN: &[u8] = b"---------- Begin Simulation Statistics ----------";
 const END_PREFIX: &[u8] = b"---------- End Simulation Statistics";
-/// Unit names gem5 prints (`src/base/stats/units.hh`); rates print as `(A/B)`.
-const UNITS: &[&[u8]] = &[
-    b"Cycle",
-    b"Tick",
-    b"Second",
-    b"Bit",
-    b"Byte",
-    b"Watt",
-    b"Joule",
-    b"Volt",
-    b"Celsius",
-    b"Count",
-    b"Ratio",
-    b"Unspecified",
-];
+/// Unit names gem5 prints (`src/base/stats/units.hh`); rates print as `(A/B)`. A match, so
+/// that the compiler compares by length first.
+fn is_unit(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"Cycle"
+            | b"Tick"
+            | b"Second"
+            | b"Bit"
+            | b"Byte"
+            | b"Watt"
+            | b"Joule"
+            | b"Volt"
+            | b"Celsius"
+            | b"Count"
+            | b"Ratio"
+            | b"Unspecified"
+    )
+}
 
 /// The longest line read. gem5's longest lines (oneline histograms of big Ruby systems) have
 /// some KiB; a longer one means the input is not a stats file (`/dev/zero` has one endless
@@ -252,14 +256,56 @@ impl Dump {
 
 const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
 
+/// Exact powers of ten as doubles (10^22 is the last one a double holds exactly).
+const POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
 /// Parses a value as gem5 prints it: `123`, `-4`, `0.5`, `1.5e-3`, `nan`, `-nan`, `inf`,
-/// `-inf`, `no_value` (pre-2012 nan).
+/// `-inf`, `no_value` (pre-2012 nan). One pass reads what gem5 writes almost always, an
+/// integer or a fixed decimal; anything else goes through `str::parse` (correctly rounded).
 fn parse_number(token: &[u8]) -> Option<Number> {
-    if let Some(number) = parse_integer(token) {
-        return Some(number);
+    let (negative, digits) = match token.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, token),
+    };
+    // Up to 19 digits cannot overflow a u64.
+    let mut mantissa: u64 = 0;
+    let mut at = 0;
+    while let Some(&byte) = digits.get(at).filter(|b| b.is_ascii_digit()) {
+        if at < 19 {
+            mantissa = mantissa * 10 + u64::from(byte - b'0');
+        }
+        at += 1;
     }
-    if let Some(value) = parse_fixed(token) {
-        return Some(Number::Float(value));
+    let whole_digits = at;
+    if whole_digits > 0 && whole_digits == digits.len() {
+        if whole_digits > 19 {
+            return Some(long_integer(negative, digits));
+        }
+        return Some(if negative {
+            Number::Negative(mantissa)
+        } else {
+            Number::Unsigned(mantissa)
+        });
+    }
+    if whole_digits > 0 && digits.get(at) == Some(&b'.') {
+        at += 1;
+        let fraction_start = at;
+        while let Some(&byte) = digits.get(at).filter(|b| b.is_ascii_digit()) {
+            if at <= 19 {
+                mantissa = mantissa * 10 + u64::from(byte - b'0');
+            }
+            at += 1;
+        }
+        let decimals = at - fraction_start;
+        // Mantissa and power of ten exact as doubles: one division rounds correctly.
+        if at == digits.len() && decimals > 0 && at <= 20 && mantissa < 1 << 53 {
+            let value = mantissa as f64 / POWERS_OF_TEN[decimals];
+            return Some(Number::Float(if negative { -value } else { value }));
+        }
     }
     match token {
         b"nan" | b"-nan" | b"+nan" | b"no_value" => return Some(Number::Float(f64::NAN)),
@@ -268,74 +314,23 @@ fn parse_number(token: &[u8]) -> Option<Number> {
         _ => {}
     }
     let value: f64 = std::str::from_utf8(token).ok()?.parse().ok()?;
-    let has_digits = token.iter().any(u8::is_ascii_digit);
-    if !has_digits {
-        // `Infinity`, `NaN`: spelled differently, but what they say.
-        return Some(Number::Float(value));
-    }
-    if value.is_infinite() {
+    if value.is_infinite() && token.iter().any(u8::is_ascii_digit) {
+        // A number past the double range, not an `inf` spelled another way.
         return Some(Number::Text);
     }
     Some(Number::Float(value))
 }
 
-/// `[+-]digits`: exact as u64 (or a negative magnitude), `Text` when longer; None otherwise.
-fn parse_integer(token: &[u8]) -> Option<Number> {
-    let (negative, digits) = match token.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        Some((b'+', rest)) => (false, rest),
-        _ => (false, token),
-    };
-    if digits.is_empty() {
-        return None;
+/// An integer of 20 digits or more: exact as u64 when it fits, else kept as text.
+fn long_integer(negative: bool, digits: &[u8]) -> Number {
+    let value = digits.iter().try_fold(0u64, |value, &byte| {
+        value.checked_mul(10)?.checked_add(u64::from(byte - b'0'))
+    });
+    match (value, negative) {
+        (Some(value), false) => Number::Unsigned(value),
+        (Some(magnitude), true) => Number::Negative(magnitude),
+        (None, _) => Number::Text,
     }
-    let mut value: u64 = 0;
-    let mut fits = true;
-    for &byte in digits {
-        if !byte.is_ascii_digit() {
-            return None;
-        }
-        let digit = u64::from(byte - b'0');
-        match value.checked_mul(10).and_then(|v| v.checked_add(digit)) {
-            Some(next) => value = next,
-            None => fits = false,
-        }
-    }
-    Some(match (fits, negative) {
-        (false, _) => Number::Text,
-        (true, false) => Number::Unsigned(value),
-        (true, true) => Number::Negative(value),
-    })
-}
-
-/// Fast path for `[-]digits.digits` with at most 15 significant digits: the mantissa and the
-/// power of ten are exact doubles, so one division gives the correctly rounded value.
-fn parse_fixed(token: &[u8]) -> Option<f64> {
-    let (negative, digits) = match token.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, token),
-    };
-    if digits.is_empty() || digits.len() > 16 {
-        return None;
-    }
-    let mut mantissa: u64 = 0;
-    let mut decimals: Option<usize> = None;
-    for (at, &byte) in digits.iter().enumerate() {
-        match byte {
-            b'0'..=b'9' => mantissa = mantissa * 10 + u64::from(byte - b'0'),
-            b'.' if decimals.is_none() && at > 0 => decimals = Some(digits.len() - at - 1),
-            _ => return None,
-        }
-    }
-    let scale = match decimals {
-        None | Some(0) => return None,
-        Some(count) => 10f64.powi(count as i32),
-    };
-    if mantissa >= 1 << 53 {
-        return None;
-    }
-    let value = mantissa as f64 / scale;
-    Some(if negative { -value } else { value })
 }
 
 /// The unit at the end of a line: `(Name)` or, for a rate, `((A/B))`, preceded by a blank and
@@ -359,7 +354,7 @@ fn trailing_unit(line: &[u8]) -> Option<&[u8]> {
         && unit[1..unit.len() - 1]
             .split(|&b| b == b'/')
             .all(|word| !word.is_empty() && word.iter().all(u8::is_ascii_alphabetic));
-    (UNITS.contains(&unit) || is_rate).then_some(unit)
+    (is_unit(unit) || is_rate).then_some(unit)
 }
 
 fn is_name_byte(byte: u8) -> bool {
@@ -441,35 +436,76 @@ impl OnelineLayout {
 }
 
 /// Which stats a reader keeps, by full name (`simctl stats --match`); the others are checked
-/// but not stored. Dumps repeat the same names in the same order, so the decision for the stat
-/// at each position of a dump is remembered with its name and reused when the next dump has the
-/// same name there: the test runs about once per name, not once per line.
+/// but not stored. Consecutive dumps list mostly the same names in the same order (gem5 leaves
+/// out the zero ones, so a few come and go), so each name is looked up in the previous dump's
+/// list near where the last name was found: the test (a regex) runs about once per name, not
+/// once per line.
 pub struct NameFilter {
     test: Box<dyn FnMut(&str) -> bool>,
-    memo: Vec<(Box<[u8]>, bool)>,
+    previous: NameList,
+    current: NameList,
+    /// Where in `previous` the next name most likely is.
+    cursor: usize,
+}
+
+/// Names back to back, each with its end and whether it was kept.
+#[derive(Debug, Default)]
+struct NameList {
+    text: Vec<u8>,
+    names: Vec<(u32, bool)>,
+}
+
+impl NameList {
+    /// Remembered names stop here (a real dump has well under a MiB of names).
+    const MAX_TEXT: usize = 64 << 20;
+
+    fn name(&self, at: usize) -> &[u8] {
+        let start = at.checked_sub(1).map_or(0, |before| self.names[before].0);
+        &self.text[start as usize..self.names[at].0 as usize]
+    }
+
+    fn push(&mut self, name: &[u8], keep: bool) {
+        if self.text.len() + name.len() <= Self::MAX_TEXT {
+            self.text.extend_from_slice(name);
+            self.names.push((self.text.len() as u32, keep));
+        }
+    }
 }
 
 impl NameFilter {
+    /// How far ahead of the cursor a name is looked for (gem5 leaves out runs of zero stats).
+    const WINDOW: usize = 256;
+
     pub fn new(test: impl FnMut(&str) -> bool + 'static) -> NameFilter {
         NameFilter {
             test: Box::new(test),
-            memo: Vec::new(),
+            previous: NameList::default(),
+            current: NameList::default(),
+            cursor: 0,
         }
     }
 
-    /// Whether to keep the stat at `position` of its dump (`name` is checked ASCII).
-    fn keeps(&mut self, position: usize, name: &[u8]) -> bool {
-        if let Some((seen, keep)) = self.memo.get(position)
-            && **seen == *name
-        {
-            return *keep;
+    fn begin_dump(&mut self) {
+        if !self.current.names.is_empty() {
+            std::mem::swap(&mut self.previous, &mut self.current);
         }
-        let keep = (self.test)(std::str::from_utf8(name).unwrap_or_default());
-        if position < self.memo.len() {
-            self.memo[position] = (name.into(), keep);
-        } else if position == self.memo.len() {
-            self.memo.push((name.into(), keep));
-        }
+        self.current.text.clear();
+        self.current.names.clear();
+        self.cursor = 0;
+    }
+
+    /// Whether to keep the next stat of the dump (`name` is checked ASCII).
+    fn keeps(&mut self, name: &[u8]) -> bool {
+        let end = self.previous.names.len().min(self.cursor + Self::WINDOW);
+        let found = (self.cursor..end).find(|&at| self.previous.name(at) == name);
+        let keep = match found {
+            Some(at) => {
+                self.cursor = at + 1;
+                self.previous.names[at].1
+            }
+            None => (self.test)(std::str::from_utf8(name).unwrap_or_default()),
+        };
+        self.current.push(name, keep);
         keep
     }
 }
@@ -477,7 +513,7 @@ impl NameFilter {
 impl std::fmt::Debug for NameFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NameFilter")
-            .field("remembered", &self.memo.len())
+            .field("remembered", &self.previous.names.len())
             .finish()
     }
 }
@@ -490,8 +526,6 @@ struct LineParser {
     lenient: bool,
     skipped: usize,
     current: Option<Dump>,
-    /// Stat lines so far in the current dump (the filter's position).
-    position: usize,
     /// Sizes of the last complete dump (arena bytes, entries).
     capacity: (usize, usize),
     oneline: OnelineLayout,
@@ -519,7 +553,9 @@ impl LineParser {
         let finished = self.current.take();
         self.current = Some(Dump::new(self.next_index, self.line, self.capacity));
         self.next_index += 1;
-        self.position = 0;
+        if let Some(filter) = self.filter.as_mut() {
+            filter.begin_dump();
+        }
         finished
     }
 
@@ -582,10 +618,8 @@ impl LineParser {
             };
             self.oneline.note(name, value);
         }
-        let position = self.position;
-        self.position += 1;
         if let Some(filter) = self.filter.as_mut()
-            && !filter.keeps(position, name)
+            && !filter.keeps(name)
         {
             return Ok(None);
         }
@@ -631,21 +665,19 @@ impl LineParser {
             return self.take_line(raw);
         }
         self.line += 1;
-        if BEGIN.starts_with(line) {
-            // Cut inside a Begin line: a dump began, with nothing in it yet.
-            let finished = self.begin();
-            if let Some(dump) = self.current.as_mut() {
-                dump.cut_line = Some(self.line);
-            }
-            return Ok(finished);
-        }
         match self.current.as_mut() {
-            Some(dump) => {
-                dump.cut_line = Some(self.line);
-                Ok(None)
+            Some(dump) => dump.cut_line = Some(self.line),
+            // Cut inside a Begin line: a dump began, with nothing in it yet. (Inside a dump,
+            // `---------- ` may as well be the start of its End line.)
+            None if BEGIN.starts_with(line) => {
+                self.begin();
+                if let Some(dump) = self.current.as_mut() {
+                    dump.cut_line = Some(self.line);
+                }
             }
-            None => Err(Malformed::OutsideDump),
+            None => return Err(Malformed::OutsideDump),
         }
+        Ok(None)
     }
 }
 
