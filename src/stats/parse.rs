@@ -12,6 +12,7 @@
 //! its type is [`Value::Overflow`], a line the file ends in the middle of is left out).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::BufRead;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -436,16 +437,17 @@ impl OnelineLayout {
 }
 
 /// Which stats a reader keeps, by full name (`simctl stats --match`); the others are checked
-/// but not stored. Consecutive dumps list mostly the same names in the same order (gem5 leaves
-/// out the zero ones, so a few come and go), so each name is looked up in the previous dump's
-/// list near where the last name was found: the test (a regex) runs about once per name, not
-/// once per line.
+/// but not stored. The test (a regex) runs once per distinct name, not once per line: a name is
+/// first looked for in the previous dump's list just after the last one found (consecutive
+/// dumps list mostly the same names in the same order; gem5 leaves out the zero ones, so a few
+/// come and go), then in a table of every name decided so far.
 pub struct NameFilter {
     test: Box<dyn FnMut(&str) -> bool>,
     previous: NameList,
     current: NameList,
     /// Where in `previous` the next name most likely is.
     cursor: usize,
+    decided: HashMap<Box<[u8]>, bool, BuildHasherDefault<NameHasher>>,
 }
 
 /// Names back to back, each with its end and whether it was kept.
@@ -474,7 +476,9 @@ impl NameList {
 
 impl NameFilter {
     /// How far ahead of the cursor a name is looked for (gem5 leaves out runs of zero stats).
-    const WINDOW: usize = 256;
+    const WINDOW: usize = 16;
+    /// Names remembered in `decided` (a real file has some thousand distinct names).
+    const MAX_DECIDED: usize = 1 << 20;
 
     pub fn new(test: impl FnMut(&str) -> bool + 'static) -> NameFilter {
         NameFilter {
@@ -482,6 +486,7 @@ impl NameFilter {
             previous: NameList::default(),
             current: NameList::default(),
             cursor: 0,
+            decided: HashMap::default(),
         }
     }
 
@@ -503,10 +508,39 @@ impl NameFilter {
                 self.cursor = at + 1;
                 self.previous.names[at].1
             }
-            None => (self.test)(std::str::from_utf8(name).unwrap_or_default()),
+            None => match self.decided.get(name) {
+                Some(&keep) => keep,
+                None => {
+                    let keep = (self.test)(std::str::from_utf8(name).unwrap_or_default());
+                    if self.decided.len() < Self::MAX_DECIDED {
+                        self.decided.insert(name.into(), keep);
+                    }
+                    keep
+                }
+            },
         };
         self.current.push(name, keep);
         keep
+    }
+}
+
+/// A hash for stat names a word at a time (multiply-rotate, as in rustc's FxHash): a few times
+/// cheaper than the default SipHash, whose resistance to crafted keys a local file does not need.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
