@@ -447,36 +447,49 @@ pub struct NameFilter {
     current: NameList,
     /// Where in `previous` the next name most likely is.
     cursor: usize,
+    /// Whether the last name was found in `previous` (else the wide look-ahead is not retried).
+    aligned: bool,
     decided: HashMap<Box<[u8]>, bool, BuildHasherDefault<NameHasher>>,
 }
 
-/// Names back to back, each with its end and whether it was kept.
+/// Names back to back, each with where it is and whether it was kept.
 #[derive(Debug, Default)]
 struct NameList {
     text: Vec<u8>,
-    names: Vec<(u32, bool)>,
+    /// (start, length, kept)
+    names: Vec<(u32, u32, bool)>,
 }
 
 impl NameList {
     /// Remembered names stop here (a real dump has well under a MiB of names).
     const MAX_TEXT: usize = 64 << 20;
 
-    fn name(&self, at: usize) -> &[u8] {
-        let start = at.checked_sub(1).map_or(0, |before| self.names[before].0);
-        &self.text[start as usize..self.names[at].0 as usize]
+    /// The first of `range` holding `name` (lengths are compared first: most differ).
+    fn find(&self, name: &[u8], range: Range<usize>) -> Option<usize> {
+        let range = range.start.min(self.names.len())..range.end.min(self.names.len());
+        let length = name.len() as u32;
+        self.names[range.clone()]
+            .iter()
+            .position(|&(start, len, _)| {
+                len == length && self.text.get(start as usize..(start + len) as usize) == Some(name)
+            })
+            .map(|at| range.start + at)
     }
 
     fn push(&mut self, name: &[u8], keep: bool) {
         if self.text.len() + name.len() <= Self::MAX_TEXT {
+            let start = self.text.len() as u32;
             self.text.extend_from_slice(name);
-            self.names.push((self.text.len() as u32, keep));
+            self.names.push((start, name.len() as u32, keep));
         }
     }
 }
 
 impl NameFilter {
-    /// How far ahead of the cursor a name is looked for (gem5 leaves out runs of zero stats).
+    /// How far ahead of the cursor a name is looked for on every line, and once after the
+    /// names stopped matching (gem5 leaves out runs of zero stats, sometimes long ones).
     const WINDOW: usize = 16;
+    const RESYNC: usize = 1024;
     /// Names remembered in `decided` (a real file has some thousand distinct names).
     const MAX_DECIDED: usize = 1 << 20;
 
@@ -486,6 +499,7 @@ impl NameFilter {
             previous: NameList::default(),
             current: NameList::default(),
             cursor: 0,
+            aligned: false,
             decided: HashMap::default(),
         }
     }
@@ -497,16 +511,21 @@ impl NameFilter {
         self.current.text.clear();
         self.current.names.clear();
         self.cursor = 0;
+        self.aligned = true;
     }
 
     /// Whether to keep the next stat of the dump (`name` is checked ASCII).
     fn keeps(&mut self, name: &[u8]) -> bool {
-        let end = self.previous.names.len().min(self.cursor + Self::WINDOW);
-        let found = (self.cursor..end).find(|&at| self.previous.name(at) == name);
+        let cursor = self.cursor;
+        let mut found = self.previous.find(name, cursor..cursor + Self::WINDOW);
+        if found.is_none() && self.aligned {
+            found = self.previous.find(name, cursor..cursor + Self::RESYNC);
+        }
+        self.aligned = found.is_some();
         let keep = match found {
             Some(at) => {
                 self.cursor = at + 1;
-                self.previous.names[at].1
+                self.previous.names[at].2
             }
             None => match self.decided.get(name) {
                 Some(&keep) => keep,
