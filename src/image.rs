@@ -102,7 +102,10 @@ impl Spec {
             "M" | "MiB" => 1 << 20,
             _ => bail!("'{text}' is not a size like 1G or 768M"),
         };
-        Ok(number * factor)
+        // Checked: a product past u64 would panic, or wrap to a wrong size (found by fuzzing).
+        number
+            .checked_mul(factor)
+            .ok_or_else(|| anyhow::anyhow!("'{text}' is larger than a disk image can be"))
     }
 }
 
@@ -461,6 +464,17 @@ mod tests {
             let spec = Spec::load(&spec_dir().join(name)).unwrap();
             assert!(spec.size_bytes().unwrap() >= 512 << 20, "{name}");
         }
+    }
+
+    #[test]
+    fn a_size_past_u64_is_an_error_not_a_wrapped_size() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "distribution='debian'\nsuite='bookworm'\nmirror='http://x/'\nsize='99999999999G'\ninit='simctl'\n").unwrap();
+        let message = format!("{:#}", Spec::load(file.path()).unwrap_err());
+        assert!(
+            message.contains("larger than a disk image can be"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `simctl report` and `report::core_metrics`: metrics resolved across gem5 versions, CPU models
-//! and cache hierarchies, checked against the hand-read values in shared/fixtures/stats/MANIFEST.md.
+//! and cache hierarchies, checked against the hand-read values in tests/fixtures/stats/MANIFEST.md.
 
 mod common;
 
@@ -7,7 +7,7 @@ use assert_cmd::Command;
 use common::fixtures;
 use predicates::prelude::*;
 use simctl::report::core_metrics;
-use simctl::stats::read_dumps;
+use simctl::stats::{Value, read_dumps};
 
 /// Expected metrics of one (file, dump, cpu). NaN = "must be empty" (no source stat).
 struct Expected {
@@ -279,7 +279,7 @@ fn check(what: &str, got: Option<f64>, expected: f64) {
 
 #[test]
 fn core_metrics_match_manifest_for_every_fixture() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     for e in EXPECTED {
         let dumps = read_dumps(&dir.join(e.file)).unwrap();
         let m = core_metrics(&dumps[e.dump], e.cpu);
@@ -312,10 +312,10 @@ fn core_metrics_match_manifest_for_every_fixture() {
 
 #[test]
 fn region_instructions_never_come_from_sim_insts() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let dumps = read_dumps(&dir.join("v24-se-x86-o3-2dumps.txt")).unwrap();
     let m = core_metrics(&dumps[1], 0);
-    assert_eq!(dumps[1].get("simInsts"), Some(1000001.0));
+    assert_eq!(dumps[1].get("simInsts"), Some(Value::Int(1000001)));
     assert_eq!(m.instructions, Some(1000000.0));
     let sources = m.sources();
     let source = sources
@@ -330,13 +330,14 @@ fn region_instructions_never_come_from_sim_insts() {
     let mpki = m.l1d_mpki.unwrap();
     let misses = dumps[1]
         .get("board.cache_hierarchy.l1d-cache-0.overallMisses::total")
+        .and_then(Value::as_f64)
         .unwrap();
     assert!((mpki - misses / 1000.0).abs() < 1e-9);
 }
 
 #[test]
 fn missing_core_gives_empty_metrics_not_zero() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let dumps = read_dumps(&dir.join("v24-se-x86-o3-stdlib.txt")).unwrap();
     let m = core_metrics(&dumps[0], 3);
     assert_eq!(
@@ -352,7 +353,7 @@ fn simctl() -> Command {
 
 #[test]
 fn cli_comparison_table_across_versions_and_layouts() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let temp = tempfile::tempdir().unwrap();
     let run_dir = temp.path().join("run-1");
     std::fs::create_dir_all(run_dir.join("m5out")).unwrap();
@@ -396,7 +397,7 @@ fn cli_comparison_table_across_versions_and_layouts() {
 
 #[test]
 fn cli_explain_cpu_markdown_and_json() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let file = dir.join("v24-fs-x86-ruby-timing-4core.txt");
     simctl()
         .args(["report", "--cpu", "1", "--explain", "--format", "markdown"])
@@ -424,7 +425,7 @@ fn cli_explain_cpu_markdown_and_json() {
 
 #[test]
 fn cli_plot_svg_and_png() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let temp = tempfile::tempdir().unwrap();
     for name in ["ipc.svg", "ipc.png"] {
         let plot = temp.path().join(name);
@@ -471,4 +472,109 @@ fn cli_errors_are_clear() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("stats.txt:1"));
+}
+
+#[test]
+fn cli_refuses_a_dump_cut_mid_number_unless_allowed() {
+    let temp = tempfile::tempdir().unwrap();
+    let cut = temp.path().join("stats.txt");
+    std::fs::write(&cut, common::cut_mid_number()).unwrap();
+    simctl()
+        .args(["report", "--format", "csv"])
+        .arg(&cut)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(
+            predicate::str::contains("stats.txt: dump 1 (line 1697) is incomplete")
+                .and(predicate::str::contains("--allow-incomplete")),
+        );
+    let output = simctl()
+        .args(["report", "--format", "csv", "--allow-incomplete"])
+        .arg(&cut)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("dump 1 (line 1697) is incomplete"),
+        "{stderr}"
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "header and dump 0 only: {text}");
+    assert!(lines[1].contains(",0,0,1,219,"), "{}", lines[1]);
+}
+
+/// A run directory as `simctl run` leaves it, with this status.json state.
+fn run_dir(parent: &std::path::Path, state: &str) -> std::path::PathBuf {
+    let dir = parent.join(format!("run-{state}"));
+    std::fs::create_dir_all(dir.join("m5out")).unwrap();
+    std::fs::copy(
+        fixtures().join("v24-se-x86-o3-2dumps.txt"),
+        dir.join("m5out/stats.txt"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("status.json"),
+        format!(r#"{{"state": "{state}", "phases": []}}"#),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn cli_refuses_a_run_that_is_still_running_unless_allowed() {
+    let temp = tempfile::tempdir().unwrap();
+    let running = run_dir(temp.path(), "running");
+    for path in [
+        running.clone(),
+        running.join("m5out"),
+        running.join("m5out/stats.txt"),
+    ] {
+        simctl()
+            .args(["report", "--format", "csv"])
+            .arg(&path)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(
+                predicate::str::contains("is still running")
+                    .and(predicate::str::contains("status.json"))
+                    .and(predicate::str::contains("--allow-incomplete")),
+            );
+    }
+    simctl()
+        .args(["report", "--format", "csv", "--allow-incomplete"])
+        .arg(&running)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(",1,0,1000000,971323,"))
+        .stderr(predicate::str::contains("still running"));
+    assert!(
+        !running.join("report.md").exists(),
+        "a running run's report.md is not rewritten"
+    );
+    let broken = run_dir(temp.path(), "ok");
+    std::fs::write(broken.join("status.json"), "{not json").unwrap();
+    simctl()
+        .args(["report"])
+        .arg(&broken)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("status.json"));
+}
+
+#[test]
+fn cli_empty_stats_file_is_an_error_naming_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let empty = temp.path().join("stats.txt");
+    std::fs::write(&empty, "").unwrap();
+    simctl()
+        .args(["report"])
+        .arg(&empty)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("stats.txt: no statistics dump"));
 }

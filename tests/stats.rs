@@ -1,5 +1,5 @@
 //! The stats.txt parser and `simctl stats`: every real fixture against values read by hand
-//! (shared/fixtures/stats/MANIFEST.md), synthetic edge cases, and the CLI's errors.
+//! (tests/fixtures/stats/MANIFEST.md), synthetic edge cases, and the CLI's errors.
 
 use std::io::BufReader;
 
@@ -8,7 +8,18 @@ mod common;
 use assert_cmd::Command;
 use common::fixtures;
 use predicates::prelude::*;
-use simctl::stats::{Dump, DumpReader, read_dumps};
+use simctl::stats::{Dump, DumpReader, NameFilter, Value, read_dumps};
+
+/// A stat's value as a float, for comparing with values read by hand.
+trait NumberOf {
+    fn number(&self, name: &str) -> Option<f64>;
+}
+
+impl NumberOf for Dump {
+    fn number(&self, name: &str) -> Option<f64> {
+        self.get(name).and_then(Value::as_f64)
+    }
+}
 
 /// (file, dumps in the file)
 const FILES: &[(&str, usize)] = &[
@@ -535,7 +546,7 @@ fn expected_values(text: &str) -> Vec<usize> {
 
 #[test]
 fn every_fixture_parses_strictly_with_every_value() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     for (file, dump_count) in FILES {
         let path = dir.join(file);
         let dumps = read_dumps(&path).unwrap_or_else(|err| panic!("{file}: {err:#}"));
@@ -552,11 +563,11 @@ fn every_fixture_parses_strictly_with_every_value() {
 
 #[test]
 fn manifest_values_match() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     for (file, dump, stat, expected) in MANIFEST {
         let dumps = read_dumps(&dir.join(file)).unwrap();
         assert_eq!(
-            dumps[*dump].get(stat),
+            dumps[*dump].number(stat),
             Some(*expected),
             "{file} d{dump} {stat}"
         );
@@ -565,7 +576,7 @@ fn manifest_values_match() {
 
 #[test]
 fn fixture_edge_cases_nan_inf_units_and_suppressed_stats() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let stdlib = &read_dumps(&dir.join("v24-se-x86-o3-stdlib.txt")).unwrap()[0];
     assert_eq!(stdlib.stat("simSeconds").unwrap().unit, Some("Second"));
     assert_eq!(
@@ -573,17 +584,21 @@ fn fixture_edge_cases_nan_inf_units_and_suppressed_stats() {
         Some("(Count/Cycle)")
     );
     assert!(
-        stdlib.stats().any(|s| s.value == f64::INFINITY),
+        stdlib
+            .stats()
+            .any(|s| s.value == Value::Float(f64::INFINITY)),
         "v24 stdlib has inf values"
     );
     assert!(
-        stdlib.stats().any(|s| s.value.is_nan()),
+        stdlib
+            .stats()
+            .any(|s| s.value.as_f64().is_some_and(f64::is_nan)),
         "v24 stdlib has nan values"
     );
     let two = read_dumps(&dir.join("v24-se-x86-o3-2dumps.txt")).unwrap();
     let rate = "board.cache_hierarchy.l1d-cache-0.overallMissRate::total";
-    assert_eq!(two[0].get(rate), None, "suppressed in d0: absent, not 0");
-    assert!(two[1].get(rate).is_some());
+    assert_eq!(two[0].number(rate), None, "suppressed in d0: absent, not 0");
+    assert!(two[1].number(rate).is_some());
     let old = &read_dumps(&dir.join("old-se-x86-atomic-hello.txt")).unwrap()[0];
     assert!(
         old.stats().all(|s| s.unit.is_none()),
@@ -598,12 +613,12 @@ fn fixture_edge_cases_nan_inf_units_and_suppressed_stats() {
     let ruby = &read_dumps(&dir.join("v24-fs-x86-ruby-timing-4core.txt")).unwrap()[0];
     let delay = "board.cache_hierarchy.ruby_system.delayHistogram";
     assert_eq!(
-        ruby.get(&format!("{delay}::0-127")),
+        ruby.number(&format!("{delay}::0-127")),
         Some(231477316.0),
         "oneline bucket 0"
     );
     assert_eq!(
-        ruby.get(&format!("{delay}::128-255")),
+        ruby.number(&format!("{delay}::128-255")),
         Some(526.0),
         "oneline bucket 1"
     );
@@ -652,38 +667,40 @@ fn parse(text: &str) -> anyhow::Result<Vec<Dump>> {
 fn every_line_kind() {
     let dumps = parse(EVERY_KIND).unwrap();
     let d = &dumps[0];
-    assert_eq!(d.get("simSeconds"), Some(0.000455));
+    assert_eq!(d.number("simSeconds"), Some(0.000455));
     assert_eq!(d.stat("finalTick").unwrap().unit, Some("Tick"));
-    assert_eq!(d.get("finalTick"), Some(38061829252153.0));
-    assert!(d.get("system.cpu.ipc").unwrap().is_nan());
+    assert_eq!(d.number("finalTick"), Some(38061829252153.0));
+    assert!(d.number("system.cpu.ipc").unwrap().is_nan());
     assert_eq!(
-        d.get("system.cpu.commitStats0.committedInstType::IntAlu"),
+        d.number("system.cpu.commitStats0.committedInstType::IntAlu"),
         Some(8275.0),
         "pdf/cdf columns ignored"
     );
     assert_eq!(
-        d.get("system.cpu.commitStats0.committedInstType::total"),
+        d.number("system.cpu.commitStats0.committedInstType::total"),
         Some(10315.0)
     );
     assert_eq!(
-        d.get("system.cpu.statIssuedInstType_0::IntAlu"),
+        d.number("system.cpu.statIssuedInstType_0::IntAlu"),
         Some(19201.0),
         "2-D vector"
     );
-    assert_eq!(d.get("system.cpu.numIssuedDist::0-1"), Some(14000.0));
+    assert_eq!(d.number("system.cpu.numIssuedDist::0-1"), Some(14000.0));
     assert_eq!(d.stat("system.cpu.numIssuedDist::0-1").unwrap().unit, None);
     assert!(
-        d.get("system.cpu.numIssuedDist::stdev").unwrap().is_nan(),
+        d.number("system.cpu.numIssuedDist::stdev")
+            .unwrap()
+            .is_nan(),
         "-nan"
     );
-    assert_eq!(d.get("system.cpu.numIssuedDist::max_value"), Some(8.0));
+    assert_eq!(d.number("system.cpu.numIssuedDist::max_value"), Some(8.0));
     assert_eq!(
-        d.get("system.mem.bytesPerActivate::gmean"),
+        d.number("system.mem.bytesPerActivate::gmean"),
         Some(189.066814)
     );
-    assert_eq!(d.get("system.sparse::42"), Some(3.0));
+    assert_eq!(d.number("system.sparse::42"), Some(3.0));
     assert_eq!(
-        d.get("system.l2.overallMissRate::cpu.data"),
+        d.number("system.l2.overallMissRate::cpu.data"),
         Some(f64::INFINITY)
     );
     assert_eq!(
@@ -692,16 +709,20 @@ fn every_line_kind() {
         "unit without #"
     );
     assert_eq!(
-        d.get("drivesys.cpu.kern.mode_good::kernel"),
+        d.number("drivesys.cpu.kern.mode_good::kernel"),
         Some(144.0),
         "trailing blanks"
     );
-    assert_eq!(d.get("system.h::0-1"), Some(5.0));
-    assert_eq!(d.get("system.h::2-3"), Some(5.0));
-    assert!(d.get("old.value").unwrap().is_nan());
-    assert_eq!(d.get("system.neg"), Some(f64::NEG_INFINITY));
-    assert_eq!(d.get("system.negative"), Some(-12.5));
-    assert_eq!(d.get("system.cpu.numCycles"), None, "absent is None, not 0");
+    assert_eq!(d.number("system.h::0-1"), Some(5.0));
+    assert_eq!(d.number("system.h::2-3"), Some(5.0));
+    assert!(d.number("old.value").unwrap().is_nan());
+    assert_eq!(d.number("system.neg"), Some(f64::NEG_INFINITY));
+    assert_eq!(d.number("system.negative"), Some(-12.5));
+    assert_eq!(
+        d.number("system.cpu.numCycles"),
+        None,
+        "absent is None, not 0"
+    );
 }
 
 #[test]
@@ -712,11 +733,7 @@ fn tiny_read_buffer_gives_the_same_dumps() {
         let dumps: Vec<Dump> = DumpReader::new(reader, "s")
             .collect::<anyhow::Result<_>>()
             .unwrap();
-        let names = |d: &Dump| {
-            d.stats()
-                .map(|s| (s.name.to_string(), s.value.to_bits()))
-                .collect::<Vec<_>>()
-        };
+        let names = |d: &Dump| d.stats().map(|s| format!("{s:?}")).collect::<Vec<_>>();
         assert_eq!(names(&dumps[0]), names(&whole[0]), "capacity {capacity}");
     }
 }
@@ -728,10 +745,30 @@ fn truncated_last_dump_is_kept_and_flagged() {
     assert_eq!(dumps.len(), 2);
     assert!(dumps[0].complete);
     assert!(!dumps[1].complete);
-    assert_eq!(
-        dumps[1].get("simInsts"),
-        Some(3.0),
-        "last line without newline"
+    assert!(dumps[1].contains("simTicks"));
+    assert!(
+        !dumps[1].contains("simInsts"),
+        "an unterminated last line may be cut: left out"
+    );
+}
+
+#[test]
+fn a_value_line_cut_mid_number_is_left_out() {
+    let text = common::cut_mid_number();
+    let dumps = parse(&text).unwrap();
+    assert_eq!(dumps.len(), 2);
+    assert!(dumps[0].complete && !dumps[1].complete);
+    let name = "board.processor.cores.core.commitStats0.numInsts";
+    assert!(dumps[0].contains(name));
+    assert!(
+        !dumps[1].contains(name),
+        "1000 of 1000000 must not be reported"
+    );
+    assert!(dumps[1].contains("board.processor.cores.core.numCycles"));
+    let ended = format!("{text}\n");
+    assert!(
+        parse(&ended).unwrap()[1].contains(name),
+        "a line with its newline is whole"
     );
 }
 
@@ -743,7 +780,7 @@ fn begin_without_end_starts_a_new_dump() {
         (dumps.len(), dumps[0].complete, dumps[1].complete),
         (2, false, true)
     );
-    assert_eq!(dumps[1].get("a"), Some(2.0));
+    assert_eq!(dumps[1].number("a"), Some(2.0));
 }
 
 #[test]
@@ -757,7 +794,7 @@ fn garbage_line_is_an_error_with_file_and_line_unless_lenient() {
     let mut reader = DumpReader::new(text.as_bytes(), "s").lenient(true);
     let dump = reader.next().unwrap().unwrap();
     assert_eq!(
-        (dump.get("simTicks"), dump.get("simInsts"), dump.len()),
+        (dump.number("simTicks"), dump.number("simInsts"), dump.len()),
         (Some(5.0), Some(2.0), 2)
     );
     assert_eq!(reader.skipped(), 1);
@@ -788,14 +825,14 @@ fn simctl() -> Command {
 
 #[test]
 fn cli_csv_rows_with_match_and_dump_selection() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let file = dir.join("v24-se-x86-o3-2dumps.txt");
     simctl()
         .args(["stats", "--format", "csv", "--match", r"cores\.core\.numCycles$", "--match", "^simTicks$"])
         .arg(&file)
         .assert()
         .success()
-        .stdout("dump,stat,value,unit\n0,simTicks,72927,Tick\n0,board.processor.cores.core.numCycles,219,Cycle\n1,simTicks,323450559,Tick\n1,board.processor.cores.core.numCycles,971323,Cycle\n");
+        .stdout("dump,stat,value,unit,complete,overflow\n0,simTicks,72927,Tick,true,\n0,board.processor.cores.core.numCycles,219,Cycle,true,\n1,simTicks,323450559,Tick,true,\n1,board.processor.cores.core.numCycles,971323,Cycle,true,\n");
     simctl()
         .args([
             "stats",
@@ -809,7 +846,7 @@ fn cli_csv_rows_with_match_and_dump_selection() {
         .arg(&file)
         .assert()
         .success()
-        .stdout("dump,stat,value,unit\n1,simTicks,323450559,Tick\n");
+        .stdout("dump,stat,value,unit,complete,overflow\n1,simTicks,323450559,Tick,true,\n");
     let json = simctl()
         .args([
             "stats",
@@ -838,7 +875,7 @@ fn cli_flags_an_incomplete_dump_and_prints_a_table() {
     )
     .unwrap();
     simctl()
-        .args(["stats", "--format", "table"])
+        .args(["stats", "--format", "table", "--allow-incomplete"])
         .arg(&truncated)
         .assert()
         .success()
@@ -848,14 +885,14 @@ fn cli_flags_an_incomplete_dump_and_prints_a_table() {
 
 #[test]
 fn cli_default_is_csv_when_piped() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     simctl()
         .arg("stats")
         .arg(dir.join("old-se-x86-atomic-hello.txt"))
         .assert()
         .success()
         .stdout(predicate::str::starts_with(
-            "dump,stat,value,unit\n0,sim_seconds,0.000006,\n",
+            "dump,stat,value,unit,complete,overflow\n0,sim_seconds,0.000006,,true,\n",
         ));
 }
 
@@ -865,7 +902,7 @@ fn cli_errors_are_clear_and_never_panics() {
     let garbage = temp.path().join("garbage.txt");
     std::fs::write(
         &garbage,
-        "---------- Begin Simulation Statistics ----------\nok 1\n%%% not a stat\n",
+        "---------- Begin Simulation Statistics ----------\nok 1\n%%% not a stat\n---------- End Simulation Statistics   ----------\n",
     )
     .unwrap();
     simctl()
@@ -915,4 +952,219 @@ fn cli_errors_are_clear_and_never_panics() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("has 1 dump"));
+}
+
+#[test]
+fn cli_marks_incomplete_dumps_and_fails_unless_allowed() {
+    let temp = tempfile::tempdir().unwrap();
+    let cut = temp.path().join("stats.txt");
+    std::fs::write(&cut, common::cut_mid_number()).unwrap();
+    let expected = "dump,stat,value,unit,complete,overflow\n0,simTicks,72927,Tick,true,\n1,simTicks,323450559,Tick,false,\n";
+    simctl()
+        .args(["stats", "--format", "csv", "--match", "^simTicks$"])
+        .arg(&cut)
+        .assert()
+        .code(2)
+        .stdout(expected)
+        .stderr(
+            predicate::str::contains("stats.txt: dump 1 (line 1697) is incomplete")
+                .and(predicate::str::contains("line 3611"))
+                .and(predicate::str::contains("hint: --allow-incomplete")),
+        );
+    simctl()
+        .args(["stats", "--format", "csv", "--allow-incomplete"])
+        .args(["--match", "^simTicks$"])
+        .arg(&cut)
+        .assert()
+        .success()
+        .stdout(expected)
+        .stderr(predicate::str::contains("warning: ").and(predicate::str::contains("dump 1")));
+    let json = simctl()
+        .args(["stats", "--format", "json", "--allow-incomplete"])
+        .args(["--match", "numInsts$"])
+        .arg(&cut)
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert!(rows.iter().all(|row| row["complete"] == (row["dump"] == 0)));
+    assert!(
+        rows.iter().all(|row| row["value"] != 1000),
+        "the cut value is left out: {rows:?}"
+    );
+}
+
+#[test]
+fn cli_empty_file_is_an_error_naming_it() {
+    let temp = tempfile::tempdir().unwrap();
+    for (name, text) in [("empty.txt", ""), ("blank.txt", "\n\n  \n")] {
+        let file = temp.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        simctl()
+            .args(["stats", "--format", "csv"])
+            .arg(&file)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(format!(
+                "{name}: no statistics dump"
+            )));
+    }
+}
+
+const EXTREME_VALUES: &str = "---------- Begin Simulation Statistics ----------
+u64max                18446744073709551615   # u64 counter at its maximum (Count)
+two70                 1180591620717411303424
+two53plus1            9007199254740993
+negative              -9223372036854775808
+huge                  1e400
+negativehuge          -1e400
+beyond                123456789012345678901234567890123456789012345
+half                  0.5
+five                  5.000000
+---------- End Simulation Statistics   ----------
+";
+
+#[test]
+fn cli_prints_integers_exactly_and_marks_overflow() {
+    let temp = tempfile::tempdir().unwrap();
+    let file = temp.path().join("stats.txt");
+    std::fs::write(&file, EXTREME_VALUES).unwrap();
+    simctl()
+        .args(["stats", "--format", "csv"])
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(
+            "dump,stat,value,unit,complete,overflow
+0,u64max,18446744073709551615,Count,true,
+0,two70,1180591620717411303424,,true,
+0,two53plus1,9007199254740993,,true,
+0,negative,-9223372036854775808,,true,
+0,huge,,,true,1e400
+0,negativehuge,,,true,-1e400
+0,beyond,,,true,123456789012345678901234567890123456789012345
+0,half,0.5,,true,
+0,five,5.0,,true,
+",
+        );
+    let json = simctl()
+        .args(["stats", "--format", "json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(json.stdout).unwrap();
+    for exact in [
+        r#""value":18446744073709551615"#,
+        r#""value":1180591620717411303424"#,
+        r#""value":9007199254740993"#,
+        r#""value":null,"overflow":"1e400""#,
+        r#""value":5.0"#,
+    ] {
+        assert!(text.contains(exact), "{exact} in {text}");
+    }
+    let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 9);
+    simctl()
+        .args(["stats", "--format", "table", "--match", "huge"])
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("overflow: 1e400"));
+}
+
+/// Runs simctl under an address-space limit: an allocation past it aborts the process.
+fn simctl_within(limit_bytes: u64, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new("prlimit")
+        .arg(format!("--as={limit_bytes}"))
+        .arg(env!("CARGO_BIN_EXE_simctl"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+const GIB: u64 = 1 << 30;
+
+#[test]
+fn cli_endless_and_giant_lines_fail_clearly_within_bounded_memory() {
+    let output = simctl_within(GIB, &["stats".as_ref(), "/dev/zero".as_ref()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/dev/zero:1: line longer than 64 MiB"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+
+    // A 200 MB oneline histogram line: 100 million buckets.
+    let temp = tempfile::tempdir().unwrap();
+    let file = temp.path().join("stats.txt");
+    let mut text = b"---------- Begin Simulation Statistics ----------\nsimTicks 5\nh |".to_vec();
+    text.extend(b"0|".repeat(100_000_000));
+    text.extend(b"\n---------- End Simulation Statistics   ----------\n");
+    std::fs::write(&file, text).unwrap();
+    let output = simctl_within(GIB, &["stats".as_ref(), file.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("stats.txt:3: line longer than 64 MiB"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn cli_directory_is_refused_before_any_output() {
+    let temp = tempfile::tempdir().unwrap();
+    simctl()
+        .args(["stats", "--format", "csv"])
+        .arg(temp.path())
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("is a directory"));
+}
+
+#[test]
+fn library_values_are_exact_and_overflow_is_marked() {
+    let dump = &parse(EXTREME_VALUES).unwrap()[0];
+    let expected = [
+        ("u64max", Value::Int(u64::MAX.into())),
+        ("two70", Value::Int(1 << 70)),
+        ("two53plus1", Value::Int((1 << 53) + 1)),
+        ("negative", Value::Int(i64::MIN.into())),
+        ("huge", Value::Overflow("1e400")),
+        ("negativehuge", Value::Overflow("-1e400")),
+        (
+            "beyond",
+            Value::Overflow("123456789012345678901234567890123456789012345"),
+        ),
+        ("half", Value::Float(0.5)),
+        ("five", Value::Float(5.0)),
+    ];
+    for (name, value) in expected {
+        assert_eq!(dump.get(name), Some(value), "{name}");
+    }
+    assert_eq!(dump.get("huge").unwrap().as_f64(), None, "never inf");
+}
+
+#[test]
+fn a_name_filter_keeps_exactly_the_stats_it_accepts() {
+    let text = format!("{EVERY_KIND}{EVERY_KIND}");
+    let all = parse(&text).unwrap();
+    let keep = |name: &str| name.contains("numIssuedDist") || name.starts_with("system.h::");
+    let kept: Vec<Dump> = DumpReader::new(text.as_bytes(), "s")
+        .filter(NameFilter::new(keep))
+        .collect::<anyhow::Result<_>>()
+        .unwrap();
+    assert_eq!(kept.len(), 2);
+    for (all, kept) in all.iter().zip(&kept) {
+        let expected: Vec<String> = all
+            .stats()
+            .filter(|s| keep(s.name))
+            .map(|s| format!("{s:?}"))
+            .collect();
+        let got: Vec<String> = kept.stats().map(|s| format!("{s:?}")).collect();
+        assert_eq!(got, expected);
+        assert!(got.iter().any(|s| s.contains("system.h::2-3")), "{got:?}");
+    }
 }

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use comfy_table::{Table, presets::ASCII_MARKDOWN, presets::UTF8_FULL_CONDENSED};
 
+use super::integrity::{each_complete_dump, still_running};
 use super::metrics::{CoreMetrics, core_metrics, format_value, has_core};
 use crate::fsutil::write_atomic;
 use crate::stats::Dump;
-use crate::stats::parse::open;
 
 /// Cores probed when `--cpu` is not given.
 const MAX_CPUS: usize = 256;
@@ -47,6 +47,10 @@ pub struct ReportArgs {
     /// Metric to plot (a column name, e.g. ipc, l1d_mpki).
     #[arg(long, default_value = "ipc")]
     pub plot_metric: String,
+    /// Report a run that is still running or a stats file that ends inside a dump: the
+    /// complete dumps are reported, incomplete ones left out (warned); report.md is not rewritten.
+    #[arg(long)]
+    pub allow_incomplete: bool,
 }
 
 /// One table row.
@@ -95,27 +99,27 @@ fn cores_in(dump: &Dump) -> Vec<usize> {
     cores
 }
 
-/// Rows for every dump and core (or only `cpu`) of a stats file.
-pub fn rows_for(path: &Path, cpu: Option<usize>) -> Result<Vec<Row>> {
+/// Rows for every complete dump and core (or only `cpu`) of a stats file; see
+/// `integrity::each_complete_dump` for incomplete ones.
+pub fn rows_for(path: &Path, cpu: Option<usize>, allow_incomplete: bool) -> Result<Vec<Row>> {
     let file = stats_file(path)?;
     let run = path.display().to_string();
     let mut rows = Vec::new();
     // Streamed: a file with thousands of dumps never sits in memory whole.
-    for dump in open(&file)? {
-        let dump = dump?;
+    each_complete_dump(&file, allow_incomplete, |dump| {
         let cpus: Vec<usize> = match cpu {
             Some(cpu) => vec![cpu],
-            None => cores_in(&dump),
+            None => cores_in(dump),
         };
         for n in cpus {
             rows.push(Row {
                 run: run.clone(),
                 dump: dump.index,
                 cpu: n,
-                metrics: core_metrics(&dump, n),
+                metrics: core_metrics(dump, n),
             });
         }
-    }
+    })?;
     Ok(rows)
 }
 
@@ -320,10 +324,12 @@ pub fn run(args: ReportArgs) -> Result<()> {
     }
     let mut rows = Vec::new();
     for path in &args.paths {
-        if crate::run::report::regenerate(path)? {
+        let running = still_running(&stats_file(path)?, args.allow_incomplete)?;
+        let these = rows_for(path, args.cpu, args.allow_incomplete)?;
+        // report.md is rewritten only from final stats: checked complete, run not running.
+        if !running && !args.allow_incomplete && crate::run::report::regenerate(path)? {
             eprintln!("rewrote {}", path.join("report.md").display());
         }
-        let these = rows_for(path, args.cpu)?;
         if args.explain
             && let Some(first) = these.first()
         {

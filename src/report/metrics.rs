@@ -152,7 +152,8 @@ impl Finder<'_> {
                     };
                     if let Some(value) = self.dump.get(&name) {
                         self.sources.push((input, name));
-                        return Some(value);
+                        // An overflowed source leaves the metric empty, never another alias.
+                        return value.as_f64();
                     }
                 }
             }
@@ -173,6 +174,7 @@ fn core_prefix(dump: &Dump, cpu: usize) -> Option<String> {
             .iter()
             .chain(INSTRUCTIONS)
             .find_map(|stat| dump.get(&format!("{prefix}.{stat}")))
+            .map(|value| value.as_f64().unwrap_or(f64::NAN))
     };
     let present: Vec<(String, f64)> = candidates
         .into_iter()

@@ -3,6 +3,7 @@
 //! table of name aliases. A metric with no source stat is empty, never 0.
 
 pub mod cli;
+pub mod integrity;
 pub mod metrics;
 
 pub use cli::{Format, Row, render, rows_for};

@@ -11,4 +11,4 @@
 pub mod cli;
 pub mod parse;
 
-pub use parse::{Dump, DumpReader, Stat, read_dumps};
+pub use parse::{Dump, DumpReader, NameFilter, Stat, Value, read_dumps};

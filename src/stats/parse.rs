@@ -2,51 +2,113 @@
 //!
 //! Speed matters (multi-GB files from long runs): lines are found with memchr straight in the
 //! reader's buffer, a dump keeps all its names in one string arena instead of a String per stat,
-//! common values (integers, fixed decimals) are parsed without going through `str::parse`, and
-//! the name index behind `Dump::get` is only built when someone looks a name up.
-//! Architecture invariant: it never panics on input; bad lines are errors with file and line.
+//! common values (integers, fixed decimals) are parsed without going through `str::parse`, the
+//! name index behind `Dump::get` is only built when someone looks a name up, and a reader with a
+//! [`NameFilter`] stores only the stats it keeps.
+//!
+//! Architecture invariants: it never panics on input; bad lines are errors with file and line;
+//! memory is bounded whatever the input ([`MAX_LINE_BYTES`], [`MAX_DUMP_BYTES`]); a value is
+//! never reported other than gem5 printed it (integers stay exact, a number past the range of
+//! its type is [`Value::Overflow`], a line the file ends in the middle of is left out).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::BufRead;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
 const BEGIN: &[u8] = b"---------- Begin Simulation Statistics ----------";
 const END_PREFIX: &[u8] = b"---------- End Simulation Statistics";
-/// Unit names gem5 prints (`src/base/stats/units.hh`); rates print as `(A/B)`.
-const UNITS: &[&[u8]] = &[
-    b"Cycle",
-    b"Tick",
-    b"Second",
-    b"Bit",
-    b"Byte",
-    b"Watt",
-    b"Joule",
-    b"Volt",
-    b"Celsius",
-    b"Count",
-    b"Ratio",
-    b"Unspecified",
-];
+/// Unit names gem5 prints (`src/base/stats/units.hh`); rates print as `(A/B)`. A match, so
+/// that the compiler compares by length first.
+fn is_unit(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"Cycle"
+            | b"Tick"
+            | b"Second"
+            | b"Bit"
+            | b"Byte"
+            | b"Watt"
+            | b"Joule"
+            | b"Volt"
+            | b"Celsius"
+            | b"Count"
+            | b"Ratio"
+            | b"Unspecified"
+    )
+}
 
-/// One stat value as seen in a dump (borrowed from the dump).
+/// The longest line read. gem5's longest lines (oneline histograms of big Ruby systems) have
+/// some KiB; a longer one means the input is not a stats file (`/dev/zero` has one endless
+/// line), and reading it whole would allocate without bound.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+/// The most memory one dump may take (names, units, values). Real dumps take a few MB; a
+/// broken file (a oneline histogram of millions of one-byte buckets) must not take GBs.
+pub const MAX_DUMP_BYTES: usize = 512 << 20;
+
+/// One stat value, as gem5 printed it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    /// A whole number, exact (gem5's counters are u64; a few stats are negative).
+    Int(i128),
+    /// A number with a fraction or an exponent, or gem5's `nan`/`inf`.
+    Float(f64),
+    /// A number past the range of its type (an integer beyond ±2^127, a float beyond
+    /// ±1.8e308): its text from the file, so that it is never shown as `inf` or rounded.
+    Overflow(&'a str),
+}
+
+impl Value<'_> {
+    /// The value for arithmetic (metrics); None when it overflowed.
+    pub fn as_f64(self) -> Option<f64> {
+        match self {
+            Value::Int(value) => Some(value as f64),
+            Value::Float(value) => Some(value),
+            Value::Overflow(_) => None,
+        }
+    }
+}
+
+/// One stat as seen in a dump (borrowed from the dump).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stat<'a> {
     /// The full name, including any `::subname`.
     pub name: &'a str,
-    pub value: f64,
+    pub value: Value<'a>,
     /// The unit from a trailing `(Unit)`, when the file has units.
     pub unit: Option<&'a str>,
+}
+
+/// A value as the dump stores it; whole numbers past u64 and overflows keep their text.
+#[derive(Debug, Clone, Copy)]
+enum Stored {
+    Unsigned(u64),
+    /// The magnitude of a negative whole number.
+    Negative(u64),
+    Float(f64),
+    /// Arena range of the text of a number too large for the other variants.
+    Text(u32, u32),
+}
+
+/// A value token, parsed; `Text` = keep the token (whole number past u64, or overflow).
+#[derive(Debug, Clone, Copy)]
+enum Number {
+    Unsigned(u64),
+    Negative(u64),
+    Float(f64),
+    Text,
 }
 
 #[derive(Debug, Clone)]
 struct Entry {
     name: Range<u32>,
-    unit: Option<Range<u32>>,
-    value: f64,
+    /// Empty when the line has no unit (a unit is never empty).
+    unit: Range<u32>,
+    value: Stored,
 }
 
 /// One dump (Begin ... End): its stats in file order, and lookup by name.
@@ -54,11 +116,16 @@ struct Entry {
 pub struct Dump {
     /// Position in the file, from 0.
     pub index: usize,
-    /// False when the file ended before this dump's End line (a killed simulation).
+    /// False when the dump has no End line: the file ended inside it (gem5 killed or still
+    /// writing) or another dump began.
     pub complete: bool,
     /// Line number of the Begin line (1-based).
     pub line: usize,
-    /// Every name and unit, back to back; only printable ASCII (checked by the line parser).
+    /// The file's unterminated last line, left out because it may be cut (`numInsts 1000` of
+    /// `numInsts 1000000`).
+    pub cut_line: Option<usize>,
+    /// Every name, unit and kept value text, back to back; only printable ASCII (checked by the
+    /// line parser), at most MAX_DUMP_BYTES, so u32 offsets hold it.
     arena: Vec<u8>,
     entries: Vec<Entry>,
     by_name: OnceLock<HashMap<Box<str>, u32>>,
@@ -67,23 +134,19 @@ pub struct Dump {
 impl Dump {
     /// `capacity` (arena bytes, entries) from the previous dump avoids regrowing every dump.
     fn new(index: usize, line: usize, capacity: (usize, usize)) -> Dump {
-        let (arena, entries) = (
-            Vec::with_capacity(capacity.0),
-            Vec::with_capacity(capacity.1),
-        );
         Dump {
             index,
             complete: false,
             line,
-            arena,
-            entries,
+            cut_line: None,
+            arena: Vec::with_capacity(capacity.0),
+            entries: Vec::with_capacity(capacity.1),
             by_name: OnceLock::new(),
         }
     }
 
     fn text(&self, range: &Range<u32>) -> &str {
-        // The arena holds only ASCII and ranges it handed out, so this never falls back; `get`
-        // keeps a (4 GiB+) dump whose u32 offsets wrapped from panicking.
+        // The arena holds only ASCII and ranges it handed out, so this never falls back.
         let bytes = self.arena.get(range.start as usize..range.end as usize);
         bytes
             .and_then(|b| std::str::from_utf8(b).ok())
@@ -100,10 +163,19 @@ impl Dump {
     }
 
     fn view(&self, entry: &Entry) -> Stat<'_> {
+        let value = match entry.value {
+            Stored::Unsigned(value) => Value::Int(i128::from(value)),
+            Stored::Negative(magnitude) => Value::Int(-i128::from(magnitude)),
+            Stored::Float(value) => Value::Float(value),
+            Stored::Text(start, end) => {
+                let text = self.text(&(start..end));
+                text.parse().map_or(Value::Overflow(text), Value::Int)
+            }
+        };
         Stat {
             name: self.text(&entry.name),
-            value: entry.value,
-            unit: entry.unit.as_ref().map(|unit| self.text(unit)),
+            value,
+            unit: (!entry.unit.is_empty()).then(|| self.text(&entry.unit)),
         }
     }
 
@@ -129,7 +201,7 @@ impl Dump {
     }
 
     /// The value of a stat, or None when the dump does not have it (absent is not zero).
-    pub fn get(&self, name: &str) -> Option<f64> {
+    pub fn get(&self, name: &str) -> Option<Value<'_>> {
         self.stat(name).map(|stat| stat.value)
     }
 
@@ -137,10 +209,42 @@ impl Dump {
         self.stat(name).is_some()
     }
 
-    fn push(&mut self, name: &[u8], value: f64, unit: Option<&[u8]>) {
+    /// Stores one stat; `token` is the value's text, kept when `number` is `Text`.
+    fn push(
+        &mut self,
+        name: &[u8],
+        number: Number,
+        token: &[u8],
+        unit: Option<&[u8]>,
+    ) -> Result<(), Malformed> {
+        let text_len = if matches!(number, Number::Text) {
+            token.len()
+        } else {
+            0
+        };
+        let bytes = name.len() + unit.map_or(0, <[u8]>::len) + text_len;
+        if self.arena.len() + bytes > self.arena.capacity()
+            || self.entries.len() == self.entries.capacity()
+        {
+            // Growing doubles a buffer: what is held now may be allocated once more.
+            let held = self.arena.capacity() + bytes + self.entries.capacity() * ENTRY_BYTES;
+            if held.saturating_mul(2) > MAX_DUMP_BYTES {
+                return Err(Malformed::DumpTooLarge);
+            }
+        }
         let name = self.append(name);
-        let unit = unit.map(|unit| self.append(unit));
+        let unit = unit.map_or(0..0, |unit| self.append(unit));
+        let value = match number {
+            Number::Unsigned(value) => Stored::Unsigned(value),
+            Number::Negative(magnitude) => Stored::Negative(magnitude),
+            Number::Float(value) => Stored::Float(value),
+            Number::Text => {
+                let text = self.append(token);
+                Stored::Text(text.start, text.end)
+            }
+        };
         self.entries.push(Entry { name, unit, value });
+        Ok(())
     }
 
     /// Appends ASCII text (checked by the caller) to the arena.
@@ -151,48 +255,83 @@ impl Dump {
     }
 }
 
-/// Parses a value as gem5 prints it (`123`, `0.5`, `nan`, `inf`, `-inf`, `-nan`, `no_value`).
-pub fn parse_value(token: &[u8]) -> Option<f64> {
-    if let Some(value) = parse_fixed(token) {
-        return Some(value);
-    }
-    match token {
-        b"nan" | b"-nan" | b"+nan" | b"no_value" => Some(f64::NAN),
-        b"inf" | b"+inf" => Some(f64::INFINITY),
-        b"-inf" => Some(f64::NEG_INFINITY),
-        _ => std::str::from_utf8(token).ok()?.parse().ok(),
-    }
-}
+const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
 
-/// Fast path for `[-]digits[.digits]` with at most 15 significant digits: the mantissa and the
-/// power of ten are exact doubles, so one division gives the correctly rounded value.
-fn parse_fixed(token: &[u8]) -> Option<f64> {
+/// Exact powers of ten as doubles (10^22 is the last one a double holds exactly).
+const POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Parses a value as gem5 prints it: `123`, `-4`, `0.5`, `1.5e-3`, `nan`, `-nan`, `inf`,
+/// `-inf`, `no_value` (pre-2012 nan). One pass reads what gem5 writes almost always, an
+/// integer or a fixed decimal; anything else goes through `str::parse` (correctly rounded).
+fn parse_number(token: &[u8]) -> Option<Number> {
     let (negative, digits) = match token.split_first() {
         Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
         _ => (false, token),
     };
-    if digits.is_empty() || digits.len() > 16 {
-        return None;
-    }
+    // Up to 19 digits cannot overflow a u64.
     let mut mantissa: u64 = 0;
-    let mut decimals: Option<usize> = None;
-    for (at, &byte) in digits.iter().enumerate() {
-        match byte {
-            b'0'..=b'9' => mantissa = mantissa * 10 + u64::from(byte - b'0'),
-            b'.' if decimals.is_none() && at > 0 => decimals = Some(digits.len() - at - 1),
-            _ => return None,
+    let mut at = 0;
+    while let Some(&byte) = digits.get(at).filter(|b| b.is_ascii_digit()) {
+        if at < 19 {
+            mantissa = mantissa * 10 + u64::from(byte - b'0');
+        }
+        at += 1;
+    }
+    let whole_digits = at;
+    if whole_digits > 0 && whole_digits == digits.len() {
+        if whole_digits > 19 {
+            return Some(long_integer(negative, digits));
+        }
+        return Some(if negative {
+            Number::Negative(mantissa)
+        } else {
+            Number::Unsigned(mantissa)
+        });
+    }
+    if whole_digits > 0 && digits.get(at) == Some(&b'.') {
+        at += 1;
+        let fraction_start = at;
+        while let Some(&byte) = digits.get(at).filter(|b| b.is_ascii_digit()) {
+            if at <= 19 {
+                mantissa = mantissa * 10 + u64::from(byte - b'0');
+            }
+            at += 1;
+        }
+        let decimals = at - fraction_start;
+        // Mantissa and power of ten exact as doubles: one division rounds correctly.
+        if at == digits.len() && decimals > 0 && at <= 20 && mantissa < 1 << 53 {
+            let value = mantissa as f64 / POWERS_OF_TEN[decimals];
+            return Some(Number::Float(if negative { -value } else { value }));
         }
     }
-    let scale = match decimals {
-        None => 1.0,
-        Some(0) => return None,
-        Some(count) => 10f64.powi(count as i32),
-    };
-    if mantissa >= 1 << 53 {
-        return None;
+    match token {
+        b"nan" | b"-nan" | b"+nan" | b"no_value" => return Some(Number::Float(f64::NAN)),
+        b"inf" | b"+inf" => return Some(Number::Float(f64::INFINITY)),
+        b"-inf" => return Some(Number::Float(f64::NEG_INFINITY)),
+        _ => {}
     }
-    let value = mantissa as f64 / scale;
-    Some(if negative { -value } else { value })
+    let value: f64 = std::str::from_utf8(token).ok()?.parse().ok()?;
+    if value.is_infinite() && token.iter().any(u8::is_ascii_digit) {
+        // A number past the double range, not an `inf` spelled another way.
+        return Some(Number::Text);
+    }
+    Some(Number::Float(value))
+}
+
+/// An integer of 20 digits or more: exact as u64 when it fits, else kept as text.
+fn long_integer(negative: bool, digits: &[u8]) -> Number {
+    let value = digits.iter().try_fold(0u64, |value, &byte| {
+        value.checked_mul(10)?.checked_add(u64::from(byte - b'0'))
+    });
+    match (value, negative) {
+        (Some(value), false) => Number::Unsigned(value),
+        (Some(magnitude), true) => Number::Negative(magnitude),
+        (None, _) => Number::Text,
+    }
 }
 
 /// The unit at the end of a line: `(Name)` or, for a rate, `((A/B))`, preceded by a blank and
@@ -216,11 +355,33 @@ fn trailing_unit(line: &[u8]) -> Option<&[u8]> {
         && unit[1..unit.len() - 1]
             .split(|&b| b == b'/')
             .all(|word| !word.is_empty() && word.iter().all(u8::is_ascii_alphabetic));
-    (UNITS.contains(&unit) || is_rate).then_some(unit)
+    (is_unit(unit) || is_rate).then_some(unit)
 }
 
 fn is_name_byte(byte: u8) -> bool {
     (byte > b' ') & (byte < 0x7f) & (byte != b'#')
+}
+
+/// Every byte a name byte; without early exit, so that it runs a word at a time.
+fn is_name(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.iter().fold(true, |ok, &b| ok & is_name_byte(b))
+}
+
+/// `bytes` from its first non-blank byte. gem5 pads names to a column (often 20-40 blanks), so
+/// whole words of blanks are skipped first.
+fn skip_blanks(bytes: &[u8]) -> &[u8] {
+    const BLANKS: u64 = u64::from_ne_bytes([b' '; 8]);
+    let mut at = 0;
+    while let Some(word) = bytes
+        .get(at..at + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+    {
+        if u64::from_ne_bytes(word) != BLANKS {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..].trim_ascii_start()
 }
 
 /// The bucket layout announced by a oneline histogram's `::bucket_size` / `::min_bucket` /
@@ -275,6 +436,141 @@ impl OnelineLayout {
     }
 }
 
+/// Which stats a reader keeps, by full name (`simctl stats --match`); the others are checked
+/// but not stored. The test (a regex) runs once per distinct name, not once per line: a name is
+/// first looked for in the previous dump's list just after the last one found (consecutive
+/// dumps list mostly the same names in the same order; gem5 leaves out the zero ones, so a few
+/// come and go), then in a table of every name decided so far.
+pub struct NameFilter {
+    test: Box<dyn FnMut(&str) -> bool>,
+    previous: NameList,
+    current: NameList,
+    /// Where in `previous` the next name most likely is.
+    cursor: usize,
+    /// Whether the last name was found in `previous` (else the wide look-ahead is not retried).
+    aligned: bool,
+    decided: HashMap<Box<[u8]>, bool, BuildHasherDefault<NameHasher>>,
+}
+
+/// Names back to back, each with where it is and whether it was kept.
+#[derive(Debug, Default)]
+struct NameList {
+    text: Vec<u8>,
+    /// (start, length, kept)
+    names: Vec<(u32, u32, bool)>,
+}
+
+impl NameList {
+    /// Remembered names stop here (a real dump has well under a MiB of names).
+    const MAX_TEXT: usize = 64 << 20;
+
+    /// The first of `range` holding `name` (lengths are compared first: most differ).
+    fn find(&self, name: &[u8], range: Range<usize>) -> Option<usize> {
+        let range = range.start.min(self.names.len())..range.end.min(self.names.len());
+        let length = name.len() as u32;
+        self.names[range.clone()]
+            .iter()
+            .position(|&(start, len, _)| {
+                len == length && self.text.get(start as usize..(start + len) as usize) == Some(name)
+            })
+            .map(|at| range.start + at)
+    }
+
+    fn push(&mut self, name: &[u8], keep: bool) {
+        if self.text.len() + name.len() <= Self::MAX_TEXT {
+            let start = self.text.len() as u32;
+            self.text.extend_from_slice(name);
+            self.names.push((start, name.len() as u32, keep));
+        }
+    }
+}
+
+impl NameFilter {
+    /// How far ahead of the cursor a name is looked for on every line, and once after the
+    /// names stopped matching (gem5 leaves out runs of zero stats, sometimes long ones).
+    const WINDOW: usize = 16;
+    const RESYNC: usize = 1024;
+    /// Names remembered in `decided` (a real file has some thousand distinct names).
+    const MAX_DECIDED: usize = 1 << 20;
+
+    pub fn new(test: impl FnMut(&str) -> bool + 'static) -> NameFilter {
+        NameFilter {
+            test: Box::new(test),
+            previous: NameList::default(),
+            current: NameList::default(),
+            cursor: 0,
+            aligned: false,
+            decided: HashMap::default(),
+        }
+    }
+
+    fn begin_dump(&mut self) {
+        if !self.current.names.is_empty() {
+            std::mem::swap(&mut self.previous, &mut self.current);
+        }
+        self.current.text.clear();
+        self.current.names.clear();
+        self.cursor = 0;
+        self.aligned = true;
+    }
+
+    /// Whether to keep the next stat of the dump (`name` is checked ASCII).
+    fn keeps(&mut self, name: &[u8]) -> bool {
+        let cursor = self.cursor;
+        let mut found = self.previous.find(name, cursor..cursor + Self::WINDOW);
+        if found.is_none() && self.aligned {
+            found = self.previous.find(name, cursor..cursor + Self::RESYNC);
+        }
+        self.aligned = found.is_some();
+        let keep = match found {
+            Some(at) => {
+                self.cursor = at + 1;
+                self.previous.names[at].2
+            }
+            None => match self.decided.get(name) {
+                Some(&keep) => keep,
+                None => {
+                    let keep = (self.test)(std::str::from_utf8(name).unwrap_or_default());
+                    if self.decided.len() < Self::MAX_DECIDED {
+                        self.decided.insert(name.into(), keep);
+                    }
+                    keep
+                }
+            },
+        };
+        self.current.push(name, keep);
+        keep
+    }
+}
+
+/// A hash for stat names a word at a time (multiply-rotate, as in rustc's FxHash): a few times
+/// cheaper than the default SipHash, whose resistance to crafted keys a local file does not need.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for NameFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NameFilter")
+            .field("remembered", &self.previous.names.len())
+            .finish()
+    }
+}
+
 /// Parser state between lines (separate from the reader so lines can borrow its buffer).
 #[derive(Debug, Default)]
 struct LineParser {
@@ -287,27 +583,48 @@ struct LineParser {
     capacity: (usize, usize),
     oneline: OnelineLayout,
     label: Vec<u8>,
+    filter: Option<NameFilter>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Malformed {
     OutsideDump,
     StatLine,
+    LineTooLong,
+    DumpTooLarge,
+}
+
+impl Malformed {
+    /// Lenient mode skips lines it cannot read, but never lifts the memory bounds.
+    fn skippable(self) -> bool {
+        matches!(self, Malformed::OutsideDump | Malformed::StatLine)
+    }
 }
 
 impl LineParser {
+    fn begin(&mut self) -> Option<Dump> {
+        let finished = self.current.take();
+        self.current = Some(Dump::new(self.next_index, self.line, self.capacity));
+        self.next_index += 1;
+        if let Some(filter) = self.filter.as_mut() {
+            filter.begin_dump();
+        }
+        finished
+    }
+
     /// Takes one line (without its newline); returns a dump when this line finished one.
     fn take_line(&mut self, raw: &[u8]) -> Result<Option<Dump>, Malformed> {
         self.line += 1;
-        let line = raw.trim_ascii();
-        if line.is_empty() {
-            return Ok(None);
+        if raw.len() > MAX_LINE_BYTES {
+            return Err(Malformed::LineTooLong);
         }
-        if line[0] == b'-' {
+        let line = raw.trim_ascii();
+        let Some(&first) = line.first() else {
+            return Ok(None);
+        };
+        if first == b'-' {
             if line == BEGIN {
-                let finished = self.current.take();
-                self.current = Some(Dump::new(self.next_index, self.line, self.capacity));
-                self.next_index += 1;
-                return Ok(finished);
+                return Ok(self.begin());
             }
             if line.starts_with(END_PREFIX) {
                 let Some(mut dump) = self.current.take() else {
@@ -321,29 +638,45 @@ impl LineParser {
         let Some(dump) = self.current.as_mut() else {
             return Err(Malformed::OutsideDump);
         };
-        let name_end = line
-            .iter()
-            .position(|&b| !is_name_byte(b))
-            .ok_or(Malformed::StatLine)?;
+        // The line is trimmed, so a blank inside it ends the name and is followed by more.
+        let name_end = memchr::memchr2(b' ', b'\t', line).ok_or(Malformed::StatLine)?;
         let name = &line[..name_end];
-        let rest = line[name_end..].trim_ascii_start();
-        if name.is_empty() || name_end == line.len() || !line[name_end].is_ascii_whitespace() {
+        if !is_name(name) {
             return Err(Malformed::StatLine);
         }
-        let unit = trailing_unit(rest);
-        if rest[0] == b'|' {
-            return Self::oneline(dump, &self.oneline, &mut self.label, name, rest, unit)
-                .map(|()| None);
+        let rest = skip_blanks(&line[name_end..]);
+        if rest.first() == Some(&b'|') {
+            return Self::oneline(
+                dump,
+                &self.oneline,
+                &mut self.label,
+                &mut self.filter,
+                name,
+                rest,
+            )
+            .map(|()| None);
         }
         let value_end = rest
             .iter()
             .position(u8::is_ascii_whitespace)
             .unwrap_or(rest.len());
-        let value = parse_value(&rest[..value_end]).ok_or(Malformed::StatLine)?;
+        let token = &rest[..value_end];
+        let number = parse_number(token).ok_or(Malformed::StatLine)?;
         if name.ends_with(b"_bucket") || name.ends_with(b"bucket_size") {
+            let value = match number {
+                Number::Unsigned(value) => value as f64,
+                Number::Negative(magnitude) => -(magnitude as f64),
+                Number::Float(value) => value,
+                Number::Text => f64::NAN,
+            };
             self.oneline.note(name, value);
         }
-        dump.push(name, value, unit);
+        if let Some(filter) = self.filter.as_mut()
+            && !filter.keeps(name)
+        {
+            return Ok(None);
+        }
+        dump.push(name, number, token, trailing_unit(rest))?;
         Ok(None)
     }
 
@@ -352,21 +685,52 @@ impl LineParser {
         dump: &mut Dump,
         layout: &OnelineLayout,
         label: &mut Vec<u8>,
+        filter: &mut Option<NameFilter>,
         name: &[u8],
         rest: &[u8],
-        unit: Option<&[u8]>,
     ) -> Result<(), Malformed> {
+        let unit = trailing_unit(rest);
         let columns = rest.split(|&b| b == b'#').next().unwrap_or(rest);
         for (bucket, column) in columns.split(|&b| b == b'|').skip(1).enumerate() {
             let token = column
                 .split(u8::is_ascii_whitespace)
                 .find(|t| !t.is_empty())
                 .ok_or(Malformed::StatLine)?;
-            let value = parse_value(token).ok_or(Malformed::StatLine)?;
+            let number = parse_number(token).ok_or(Malformed::StatLine)?;
             layout.label(name, bucket, label);
-            dump.push(label, value, unit);
+            // Bucket labels are not remembered: oneline lines are few, their buckets many.
+            if let Some(filter) = filter.as_mut()
+                && !(filter.test)(std::str::from_utf8(label).unwrap_or_default())
+            {
+                continue;
+            }
+            dump.push(label, number, token, unit)?;
         }
         Ok(())
+    }
+
+    /// Takes the file's last line when it has no newline: gem5 ends every line, so a dump's
+    /// line without one is where the file was cut (`numInsts 1000` of `numInsts 1000000`)
+    /// and is left out; an End line is whole without its newline.
+    fn take_unterminated(&mut self, raw: &[u8]) -> Result<Option<Dump>, Malformed> {
+        let line = raw.trim_ascii();
+        if line.is_empty() || line.starts_with(END_PREFIX) {
+            return self.take_line(raw);
+        }
+        self.line += 1;
+        match self.current.as_mut() {
+            Some(dump) => dump.cut_line = Some(self.line),
+            // Cut inside a Begin line: a dump began, with nothing in it yet. (Inside a dump,
+            // `---------- ` may as well be the start of its End line.)
+            None if BEGIN.starts_with(line) => {
+                self.begin();
+                if let Some(dump) = self.current.as_mut() {
+                    dump.cut_line = Some(self.line);
+                }
+            }
+            None => return Err(Malformed::OutsideDump),
+        }
+        Ok(None)
     }
 }
 
@@ -398,37 +762,61 @@ impl<R: BufRead> DumpReader<R> {
         self
     }
 
+    /// Keep only the stats this filter keeps (every line is still checked).
+    pub fn filter(mut self, filter: NameFilter) -> Self {
+        self.parser.filter = Some(filter);
+        self
+    }
+
     /// Malformed lines skipped so far (lenient mode).
     pub fn skipped(&self) -> usize {
         self.parser.skipped
     }
 
-    fn take_line(parser: &mut LineParser, source: &Path, line: &[u8]) -> Result<Option<Dump>> {
-        match parser.take_line(line) {
+    fn error(kind: Malformed, source: &Path, line_number: usize, line: &[u8]) -> anyhow::Error {
+        let line = line.trim_ascii();
+        let shown = String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned();
+        let at = format!("{}:{line_number}", source.display());
+        match kind {
+            Malformed::OutsideDump => anyhow!(
+                "{at}: expected '---------- Begin Simulation Statistics ----------', found '{shown}'; \
+                 hint: is this a gem5 stats.txt? (--lenient skips bad lines)"
+            ),
+            Malformed::StatLine => anyhow!(
+                "{at}: malformed stat line '{shown}' (expected 'name value ...'); \
+                 hint: --lenient skips and counts such lines"
+            ),
+            Malformed::LineTooLong => anyhow!(
+                "{at}: line longer than {} MiB; hint: this is not a gem5 stats.txt (its longest \
+                 lines have some KiB)",
+                MAX_LINE_BYTES >> 20
+            ),
+            Malformed::DumpTooLarge => anyhow!(
+                "{at}: the dump takes more than {} MiB of memory here; hint: this is not a gem5 \
+                 stats.txt (a real dump takes a few MB)",
+                MAX_DUMP_BYTES >> 20
+            ),
+        }
+    }
+
+    fn take(
+        parser: &mut LineParser,
+        source: &Path,
+        line: &[u8],
+        terminated: bool,
+    ) -> Result<Option<Dump>> {
+        let result = if terminated {
+            parser.take_line(line)
+        } else {
+            parser.take_unterminated(line)
+        };
+        match result {
             Ok(dump) => Ok(dump),
-            Err(_) if parser.lenient => {
+            Err(kind) if parser.lenient && kind.skippable() => {
                 parser.skipped += 1;
                 Ok(None)
             }
-            Err(kind) => {
-                let shown =
-                    String::from_utf8_lossy(&line.trim_ascii()[..line.trim_ascii().len().min(80)])
-                        .into_owned();
-                match kind {
-                    Malformed::OutsideDump => bail!(
-                        "{}:{}: expected '---------- Begin Simulation Statistics ----------', found '{shown}'; \
-                         hint: is this a gem5 stats.txt? (--lenient skips bad lines)",
-                        source.display(),
-                        parser.line
-                    ),
-                    Malformed::StatLine => bail!(
-                        "{}:{}: malformed stat line '{shown}' (expected 'name value ...'); \
-                         hint: --lenient skips and counts such lines",
-                        source.display(),
-                        parser.line
-                    ),
-                }
-            }
+            Err(kind) => Err(Self::error(kind, source, parser.line, line)),
         }
     }
 
@@ -446,7 +834,7 @@ impl<R: BufRead> DumpReader<R> {
                 .with_context(|| format!("cannot read {}", source.display()))?;
             if buffer.is_empty() {
                 if !carry.is_empty() {
-                    let finished = Self::take_line(parser, source, carry);
+                    let finished = Self::take(parser, source, carry, false);
                     carry.clear();
                     if let Some(dump) = finished? {
                         return Ok(Some(dump));
@@ -458,10 +846,14 @@ impl<R: BufRead> DumpReader<R> {
             let mut finished = None;
             for newline in memchr::memchr_iter(b'\n', buffer) {
                 let result = if carry.is_empty() {
-                    Self::take_line(parser, source, &buffer[start..newline])
+                    Self::take(parser, source, &buffer[start..newline], true)
                 } else {
+                    if carry.len() + newline - start > MAX_LINE_BYTES {
+                        let error = Malformed::LineTooLong;
+                        return Err(Self::error(error, source, parser.line + 1, carry));
+                    }
                     carry.extend_from_slice(&buffer[start..newline]);
-                    let result = Self::take_line(parser, source, carry);
+                    let result = Self::take(parser, source, carry, true);
                     carry.clear();
                     result
                 };
@@ -472,6 +864,10 @@ impl<R: BufRead> DumpReader<R> {
                 }
             }
             if finished.is_none() {
+                if carry.len() + buffer.len() - start > MAX_LINE_BYTES {
+                    let error = Malformed::LineTooLong;
+                    return Err(Self::error(error, source, parser.line + 1, carry));
+                }
                 carry.extend_from_slice(&buffer[start..]);
                 start = buffer.len();
             }
@@ -504,7 +900,7 @@ impl<R: BufRead> Iterator for DumpReader<R> {
     }
 }
 
-/// Opens a stats file for streaming.
+/// Opens a stats file for streaming (a file, or a stream such as a pipe; not a directory).
 pub fn open(path: &Path) -> Result<DumpReader<std::io::BufReader<std::fs::File>>> {
     let file = std::fs::File::open(path).with_context(|| {
         format!(
@@ -512,10 +908,44 @@ pub fn open(path: &Path) -> Result<DumpReader<std::io::BufReader<std::fs::File>>
             path.display()
         )
     })?;
+    let metadata = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if metadata.is_dir() {
+        bail!(
+            "{} is a directory; hint: pass the stats.txt in it (e.g. {}/m5out/stats.txt)",
+            path.display(),
+            path.display()
+        );
+    }
     Ok(DumpReader::new(
         std::io::BufReader::with_capacity(1 << 20, file),
         path,
     ))
+}
+
+/// The error for a stats file with no dump at all: a report of it would be empty, not zero.
+pub fn no_dump_error(path: &Path) -> anyhow::Error {
+    anyhow!(
+        "{}: no statistics dump (no '---------- Begin Simulation Statistics ----------' line); \
+         hint: gem5 writes a dump at each m5 dumpstats and at exit: was it killed before its \
+         first dump?",
+        path.display()
+    )
+}
+
+/// What to say about an incomplete dump (file, dump, where it starts, what was left out).
+pub fn incomplete_message(path: &Path, dump: &Dump) -> String {
+    let cut = dump.cut_line.map_or(String::new(), |line| {
+        format!(", and its cut last line {line} is left out")
+    });
+    format!(
+        "{}: dump {} (line {}) is incomplete: it has no End Simulation Statistics line (gem5 \
+         was killed or is still writing){cut}",
+        path.display(),
+        dump.index,
+        dump.line
+    )
 }
 
 /// Every dump of a (small) stats file.
@@ -527,23 +957,52 @@ pub fn read_dumps(path: &Path) -> Result<Vec<Dump>> {
 mod tests {
     use super::*;
 
+    /// The value a one-stat dump gives for `text`, compared with `expected`.
+    fn check(text: &str, expected: Option<Value<'_>>) {
+        let line = format!("---------- Begin Simulation Statistics ----------\nx {text}\n");
+        let dumps: Result<Vec<Dump>> = DumpReader::new(line.as_bytes(), "t").collect();
+        let got = dumps.as_ref().ok().and_then(|d| d.first()?.get("x"));
+        assert_eq!(got, expected, "{text}");
+    }
+
     #[test]
-    fn fixed_point_fast_path_matches_std() {
+    fn integers_are_exact_floats_correctly_rounded_and_overflow_marked() {
+        check("0", Some(Value::Int(0)));
+        check("-0", Some(Value::Int(0)));
+        check("18446744073709551615", Some(Value::Int(u64::MAX.into())));
+        check(
+            "-18446744073709551615",
+            Some(Value::Int(-i128::from(u64::MAX))),
+        );
+        check("1180591620717411303424", Some(Value::Int(1 << 70)));
+        check("9007199254740993", Some(Value::Int((1 << 53) + 1)));
+        check(
+            "170141183460469231731687303715884105727",
+            Some(Value::Int(i128::MAX)),
+        );
+        check(
+            "170141183460469231731687303715884105728",
+            Some(Value::Overflow("170141183460469231731687303715884105728")),
+        );
+        check("1e400", Some(Value::Overflow("1e400")));
+        check("-1e400", Some(Value::Overflow("-1e400")));
+        check("1e300", Some(Value::Float(1e300)));
+        check("inf", Some(Value::Float(f64::INFINITY)));
+        check("5.000000", Some(Value::Float(5.0)));
+        check("12.", Some(Value::Float(12.0)));
+        check("1e3", Some(Value::Float(1000.0)));
         for text in [
-            "0",
-            "5381",
             "0.000455",
             "-12.5",
-            "38061829252153",
             "779860463.62087262",
             "1.041212",
+            "0.1234567890123456789",
         ] {
-            assert_eq!(parse_value(text.as_bytes()), text.parse().ok(), "{text}");
+            check(text, Some(Value::Float(text.parse().unwrap())));
         }
-        assert_eq!(parse_value(b"1e3"), Some(1000.0));
-        assert_eq!(parse_value(b"12."), Some(12.0));
-        assert_eq!(parse_value(b"."), None);
-        assert_eq!(parse_value(b"12a"), None);
+        for bad in [".", "12a", "0x10", "-", "+", "1_000"] {
+            check(bad, None);
+        }
     }
 
     #[test]
@@ -558,5 +1017,14 @@ mod tests {
         );
         assert_eq!(trailing_unit(b"5 # number of bytes (bytes)"), None);
         assert_eq!(trailing_unit(b"5 # unbalanced )"), None);
+    }
+
+    #[test]
+    fn blanks_are_skipped_a_word_at_a_time_and_then_byte_by_byte() {
+        for blanks in 0..40 {
+            let text = format!("{}\t 5 # x", " ".repeat(blanks));
+            assert_eq!(skip_blanks(text.as_bytes()), b"5 # x");
+        }
+        assert_eq!(skip_blanks(b"        "), b"");
     }
 }

@@ -24,6 +24,8 @@ type Options = BTreeMap<Spanned<String>, toml::Value>;
 const BASE_POINT: &str = "base";
 /// Longer point names are shortened and made unique with a hash (file names have limits).
 const MAX_NAME: usize = 100;
+/// Points one sweep may have (each is a simulation; 211 bytes of matrix can ask for 2 million).
+const MAX_POINTS: usize = 10_000;
 
 /// A sweep file as written by the user.
 #[derive(Debug, Clone, Deserialize)]
@@ -181,6 +183,21 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<Point>> {
         }
     }
 
+    // Counted before anything is built: a short file can ask for millions of points.
+    let count = sweep
+        .matrix
+        .values()
+        .try_fold(sweep.runs.len().max(1), |n, values| {
+            n.checked_mul(values.get_ref().len())
+        });
+    if count.is_none_or(|count| count > MAX_POINTS) {
+        let count = count.map_or("more than 2^64".into(), |count| count.to_string());
+        bail!(
+            "{}the sweep has {count} points; at most {MAX_POINTS}; hint: split it into several \
+             sweep files",
+            sweep.file_prefix()
+        );
+    }
     let mut combinations: Vec<Vec<(&str, &toml::Value)>> = vec![Vec::new()];
     for (key, values) in &sweep.matrix {
         combinations = combinations
@@ -417,6 +434,23 @@ mod tests {
 
     fn expand_err(text: &str) -> String {
         format!("{:#}", expand(&parse(text)).unwrap_err())
+    }
+
+    #[test]
+    fn a_matrix_of_millions_of_points_is_refused_before_it_is_built() {
+        let values = "[0, 1, 2, 3, 4, 5, 6, 7]";
+        let keys = [
+            "workload",
+            "system",
+            "set",
+            "invocations",
+            "warmup",
+            "rps",
+            "request",
+        ];
+        let matrix: String = keys.iter().map(|k| format!("{k} = {values}\n")).collect();
+        let message = expand_err(&format!("name = 's'\n[matrix]\n{matrix}"));
+        assert!(message.contains("2097152 points"), "{message}");
     }
 
     #[test]

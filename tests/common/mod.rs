@@ -2,9 +2,11 @@
 //! directories.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 /// Runs simctl with `args` plus `extra` (paths and the like), without any configured gem5.
 pub fn simctl(args: &[&str], extra: &[&Path]) -> Output {
@@ -39,15 +41,66 @@ pub fn run_state(dir: &Path) -> Option<String> {
     status["state"].as_str().map(str::to_string)
 }
 
-/// The shared stats fixtures beside the repo, or None (after saying the test is skipped).
-pub fn fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/stats");
-    if dir.join("MANIFEST.md").is_file() {
-        Some(dir)
-    } else {
-        println!("skipped: shared fixtures not found");
-        None
+/// The directory of the decompressed stats fixtures (tests/fixtures/stats/*.txt.gz, described in
+/// MANIFEST.md there), made once per test binary in cargo's temp dir. A missing or unreadable
+/// fixture fails the test: the fixtures are part of the repository, a test never skips them.
+pub fn fixtures() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stats");
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("stats-fixtures");
+        decompress_fixtures(&source, &target);
+        target
+    })
+    .clone()
+}
+
+/// Decompresses every `NAME.gz` of `source` to `target/NAME` (through a temp file and a rename:
+/// test binaries run at the same time).
+fn decompress_fixtures(source: &Path, target: &Path) {
+    let entries = std::fs::read_dir(source).unwrap_or_else(|err| {
+        panic!(
+            "stats fixtures missing: cannot read {}: {err}; hint: they are part of the repository \
+             (git checkout -- tests/fixtures)",
+            source.display()
+        )
+    });
+    std::fs::create_dir_all(target).unwrap();
+    let mut count = 0;
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(plain) = name.strip_suffix(".gz") else {
+            continue;
+        };
+        let mut text = Vec::new();
+        let file = std::fs::File::open(&path).unwrap();
+        flate2::read::GzDecoder::new(file)
+            .read_to_end(&mut text)
+            .unwrap_or_else(|err| panic!("fixture {}: {err}", path.display()));
+        let mut temp = tempfile::NamedTempFile::new_in(target).unwrap();
+        temp.write_all(&text).unwrap();
+        temp.persist(target.join(plain)).unwrap();
+        count += 1;
     }
+    assert!(
+        count > 0 && source.join("MANIFEST.md").is_file(),
+        "stats fixtures missing in {}: expected *.txt.gz and MANIFEST.md",
+        source.display()
+    );
+}
+
+/// The fixture's stat line that a cut turns into a smaller number.
+pub const CUT_LINE: &str = "board.processor.cores.core.commitStats0.numInsts      1000000";
+
+/// v24-se-x86-o3-2dumps.txt as gem5 leaves it when killed while writing dump 1: cut in the
+/// middle of `commitStats0.numInsts      1000000`, right after `1000`.
+pub fn cut_mid_number() -> String {
+    let text = std::fs::read_to_string(fixtures().join("v24-se-x86-o3-2dumps.txt")).unwrap();
+    let at = text.rfind(CUT_LINE).unwrap() + CUT_LINE.len() - 3;
+    text[..at].to_string()
 }
 
 /// A function server started on the host for a test, in its own process group; the group
