@@ -44,6 +44,8 @@ pub enum Command {
     Doctor(crate::run::doctor::DoctorArgs),
     /// Run a set of runs across configurations, locally in parallel or on Slurm.
     Sweep(crate::sweep::SweepArgs),
+    /// Run a published serverless study (load sweep, rounds vs streams) and write its report.
+    Study(crate::study::StudyArgs),
     /// Run one point of a resolved sweep (what a Slurm array task runs).
     #[command(hide = true)]
     SweepTask(crate::sweep::SweepTaskArgs),
@@ -76,6 +78,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Doctor(args) => crate::run::doctor::run_cli(args),
         Command::Sweep(args) => crate::sweep::run_cli(args),
         Command::SweepTask(args) => crate::sweep::run_task(args),
+        Command::Study(args) => crate::study::run_cli(args),
     }
 }
 
