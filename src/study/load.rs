@@ -251,7 +251,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             writeln!(
                 text,
                 "\n{arrival}: sustained up to {} RPS (achieved >= {:.0}% of target, success >= 99%); {}.",
-                cell(highest, 1),
+                highest.map_or("no".to_string(), |rps| rps.to_string()),
                 KEEPS_UP * 100.0,
                 match first_saturated {
                     Some(rps) => format!("saturated from {rps} RPS"),
