@@ -11,4 +11,5 @@ pub mod client;
 pub mod m5;
 pub mod plan;
 pub mod records;
+pub mod sysbench;
 pub mod transfer;
