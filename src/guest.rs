@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use crate::process::Command;
 use crate::project::Project;
 
-pub const BINARIES: [&str; 3] = ["m5", "simctl-client", "simctl-init"];
+pub const BINARIES: [&str; 4] = ["m5", "simctl-client", "simctl-init", "simctl-syscalls"];
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Build the static guest binaries (m5, simctl-client, simctl-init).

@@ -100,8 +100,11 @@ fn check_load_study(dir: &Path) -> Vec<std::collections::BTreeMap<String, String
     }
     let mut groups: std::collections::BTreeMap<(String, String), Vec<_>> = Default::default();
     for row in &rows {
-        let key = (row["workload"].clone(), row["arrival"].clone());
-        groups.entry(key).or_default().push(row);
+        // A run whose guest clock was miscalibrated is listed but not compared.
+        if row["clock_ok"] == "true" {
+            let key = (row["workload"].clone(), row["arrival"].clone());
+            groups.entry(key).or_default().push(row);
+        }
     }
     for ((workload, arrival), mut points) in groups {
         points.sort_by(|a, b| {
@@ -416,7 +419,7 @@ fn quick_rounds_vs_streams_on_qemu() {
     );
     let rows = csv_rows(&out.join("points.csv"));
     assert_eq!(rows.len(), 4);
-    for row in &rows {
+    for row in rows.iter().filter(|r| r["clock_ok"] == "true") {
         assert_eq!(number(row, "success_rate"), Some(1.0), "{row:?}");
         assert!(
             number(row, "throughput_rps").is_some_and(|v| v > 0.0),

@@ -14,6 +14,20 @@ pub const CLIENT_CPU: usize = 0;
 /// Builds the plan; `slow` stretches the guest-side timeouts for simulation.
 pub fn make_plan(workload: &Workload, args: &RunArgs, slow: bool) -> Plan {
     let timeout_s = if slow { 24 * 3600 } else { 600 };
+    if let Some(bench) = &args.bench {
+        return Plan {
+            results_dir: DEFAULT_RESULTS_DIR.into(),
+            steps: vec![Step {
+                name: "bench".into(),
+                argv: bench.split_whitespace().map(String::from).collect(),
+                cpu: Some(FUNCTION_CPU),
+                background: false,
+                wait_for_port: None,
+                timeout_s,
+                env: Default::default(),
+            }],
+        };
+    }
     let port = workload.manifest.port;
     let request = args
         .request

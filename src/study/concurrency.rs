@@ -12,7 +12,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use super::latency::{LatencySummary, summarise};
-use super::load::write_requests_csv;
+use super::load::{clock_flag, write_requests_csv};
 use super::plot::{LineChart, Series, cdf, embed};
 use super::{Done, Section, Study, cell, write_csv};
 use crate::run::Pattern;
@@ -27,6 +27,8 @@ struct Row {
     #[serde(flatten)]
     latency: LatencySummary,
     state: String,
+    guest_clock_skew: Option<f64>,
+    clock_ok: bool,
 }
 
 pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
@@ -51,6 +53,8 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
                 .then(|| std::time::Duration::from(run.pause).as_millis()),
             latency: summarise(&d.measured, run.invocations),
             state: d.summary.state.to_string(),
+            guest_clock_skew: d.clock_skew,
+            clock_ok: d.clock_ok(),
         });
     }
     rows.sort_by(|a, b| {
@@ -116,14 +120,14 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
                 cell(l.p50_ci_ms.map(|c| c.high), 2),
                 cell(l.p90_ms, 2),
                 cell(l.p99_ms, 2),
-                row.state
+                clock_flag(&row.state, row.clock_ok, row.guest_clock_skew)
             )?;
         }
         let by_pattern = |pattern: &str, pick: fn(&LatencySummary) -> Option<f64>| Series {
             label: pattern.to_string(),
             points: these
                 .iter()
-                .filter(|r| r.pattern == pattern)
+                .filter(|r| r.pattern == pattern && r.clock_ok)
                 .map(|r| (r.parallel as f64, pick(&r.latency).unwrap_or(f64::NAN)))
                 .collect(),
         };
@@ -173,7 +177,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
         }
         let curves: Vec<Series> = these
             .iter()
-            .filter(|r| !r.latency.sorted_ms.is_empty())
+            .filter(|r| !r.latency.sorted_ms.is_empty() && r.clock_ok)
             .map(|r| Series {
                 label: format!("{} K={}", r.pattern, r.parallel),
                 points: cdf(&r.latency.sorted_ms),
@@ -227,6 +231,8 @@ fn write_points_csv(study: &Study, rows: &[Row]) -> Result<String> {
         "p99_ms",
         "max_ms",
         "state",
+        "guest_clock_skew",
+        "clock_ok",
     ];
     let full = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     let rows: Vec<Vec<String>> = rows
@@ -254,6 +260,8 @@ fn write_points_csv(study: &Study, rows: &[Row]) -> Result<String> {
                 full(l.p99_ms),
                 full(l.max_ms),
                 r.state.clone(),
+                full(r.guest_clock_skew),
+                r.clock_ok.to_string(),
             ]
         })
         .collect();

@@ -54,6 +54,14 @@ impl Function {
     }
 }
 
+/// The run column of a table: its state, and the clock factor when the clock was off.
+pub fn clock_flag(state: &str, clock_ok: bool, skew: Option<f64>) -> String {
+    match skew {
+        Some(skew) if !clock_ok => format!("{state}, guest clock ×{skew:.2}: not compared"),
+        _ => state.to_string(),
+    }
+}
+
 fn arrival_name(arrival: Arrival) -> &'static str {
     match arrival {
         Arrival::Uniform => "uniform",
@@ -122,6 +130,10 @@ struct Row {
     slowdown_p50: Option<f64>,
     slowdown_p99: Option<f64>,
     state: String,
+    guest_clock_skew: Option<f64>,
+    /// The guest clock kept real time (see `study::clock`); false rows stay out of plots and
+    /// of the saturation statement.
+    clock_ok: bool,
 }
 
 /// Per function and arrival: the highest rate sustained and the first one that was not.
@@ -171,6 +183,8 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
                 latency,
                 function,
                 state: d.summary.state.to_string(),
+                guest_clock_skew: d.clock_skew,
+                clock_ok: d.clock_ok(),
             }
         })
         .collect();
@@ -231,11 +245,14 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
                 cell(l.p99_ms, 2),
                 cell(row.slowdown_p50, 2),
                 cell(row.slowdown_p99, 2),
-                row.state
+                clock_flag(row.state.as_str(), row.clock_ok, row.guest_clock_skew)
             )?;
         }
         for arrival in ["uniform", "poisson"] {
-            let series_rows: Vec<&&Row> = these.iter().filter(|r| r.arrival == arrival).collect();
+            let series_rows: Vec<&&Row> = these
+                .iter()
+                .filter(|r| r.arrival == arrival && r.clock_ok)
+                .collect();
             if series_rows.is_empty() {
                 continue;
             }
@@ -310,7 +327,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
                 label: format!("achieved, {arrival}"),
                 points: these
                     .iter()
-                    .filter(|r| r.arrival == *arrival)
+                    .filter(|r| r.arrival == *arrival && r.clock_ok)
                     .map(|r| (r.target_rps, r.latency.achieved_rps.unwrap_or(f64::NAN)))
                     .collect(),
             })
@@ -419,6 +436,8 @@ fn write_points_csv(study: &Study, rows: &[Row]) -> Result<String> {
         "slowdown_p50",
         "slowdown_p99",
         "state",
+        "guest_clock_skew",
+        "clock_ok",
     ];
     let rows: Vec<Vec<String>> = rows
         .iter()
@@ -451,6 +470,8 @@ fn write_points_csv(study: &Study, rows: &[Row]) -> Result<String> {
                 full(r.slowdown_p50),
                 full(r.slowdown_p99),
                 r.state.clone(),
+                full(r.guest_clock_skew),
+                r.clock_ok.to_string(),
             ]
         })
         .collect();

@@ -17,11 +17,13 @@
 //! its executor (`local::run_points`, `run_command`, `summary::local_point`); each point's
 //! options are read back with `simctl run`'s own clap definition.
 
+pub mod clock;
 pub mod concurrency;
 pub mod latency;
 pub mod load;
 pub mod plot;
 pub mod stats;
+pub mod syscalls;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -53,6 +55,8 @@ pub enum StudyName {
     LoadSweep,
     /// K concurrent rounds vs K independent streams (Cloud Run reconstruction).
     RoundsStreams,
+    /// Per-syscall cost of sandboxing (Kalium): bare, seccomp-BPF, ptrace.
+    Syscalls,
 }
 
 impl StudyName {
@@ -60,6 +64,7 @@ impl StudyName {
         match self {
             StudyName::LoadSweep => "load-sweep",
             StudyName::RoundsStreams => "rounds-streams",
+            StudyName::Syscalls => "syscalls",
         }
     }
 }
@@ -111,6 +116,16 @@ pub struct Done {
     /// The measured records from results.csv (empty when the run left none).
     pub measured: Vec<Invocation>,
     pub dir: PathBuf,
+    /// Guest seconds per real second of the run (see `clock`); None when the console does not
+    /// say.
+    pub clock_skew: Option<f64>,
+}
+
+impl Done {
+    /// Whether the run's guest clock kept real time, so its numbers compare with the others.
+    pub fn clock_ok(&self) -> bool {
+        clock::trustworthy(self.clock_skew)
+    }
 }
 
 /// What a study's analysis hands back for the report.
@@ -148,6 +163,8 @@ struct PointRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     wall_s: Option<f64>,
     measured_records: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guest_clock_skew: Option<f64>,
 }
 
 /// Parses `args` with `simctl run`'s own definition.
@@ -193,8 +210,10 @@ pub fn plan(
         let run = parse_run_args(&point.args)?;
         planned.push(Planned { point, run });
     }
-    if name == StudyName::LoadSweep {
-        planned = load::with_baselines(planned, platform)?;
+    match name {
+        StudyName::LoadSweep => planned = load::with_baselines(planned, platform)?,
+        StudyName::Syscalls => syscalls::check_points(&planned)?,
+        StudyName::RoundsStreams => {}
     }
     Ok((sweep.name().to_string(), planned))
 }
@@ -295,6 +314,7 @@ pub fn run_cli(args: StudyArgs) -> Result<()> {
             let point_dir = runs.join(&planned.point.name);
             Ok(Done {
                 measured: measured_records(&point_dir)?,
+                clock_skew: clock::run_skew(&point_dir),
                 dir: point_dir,
                 planned,
                 summary,
@@ -312,11 +332,26 @@ pub fn run_cli(args: StudyArgs) -> Result<()> {
     let section = match args.name {
         StudyName::LoadSweep => load::analyse(&context, &done)?,
         StudyName::RoundsStreams => concurrency::analyse(&context, &done)?,
+        StudyName::Syscalls => syscalls::analyse(&context, &done)?,
     };
     write_outputs(&context, &sweep_name, &done, &section)?;
     println!("{}", dir.join("report.md").display());
     if stopped {
         bail!("study interrupted; the report covers the points that finished");
+    }
+    let empty: Vec<&str> = done
+        .iter()
+        .filter(|d| d.measured.is_empty() && d.planned.run.bench.is_none())
+        .map(|d| d.planned.point.name.as_str())
+        .collect();
+    if !empty.is_empty() {
+        bail!(
+            "{} of {} points measured nothing ({}); see runs/<point>/sweep.log and status.json in {}",
+            empty.len(),
+            done.len(),
+            empty.join(", "),
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -376,6 +411,7 @@ fn write_outputs(
                 cause: d.summary.cause.as_deref(),
                 wall_s: d.summary.wall_s,
                 measured_records: d.measured.len(),
+                guest_clock_skew: d.clock_skew,
             })
             .collect(),
         files: &section.files,
@@ -423,6 +459,24 @@ fn write_outputs(
                     .as_deref()
                     .map(|c| format!(" ({})", c.lines().next().unwrap_or_default()))
                     .unwrap_or_default()
+            ));
+        }
+        text.push('\n');
+    }
+    let skewed: Vec<&Done> = done.iter().filter(|d| !d.clock_ok()).collect();
+    if !skewed.is_empty() {
+        text.push_str(
+            "**Guest clock warning.** In these runs the guest kernel calibrated its TSC against \
+             the PIT, the HPET disagreed, and the calibration was never refined, so the guest \
+             clock ran at the factor shown relative to real time (console.log, `tsc:` lines). \
+             Their latencies and arrival gaps are in that distorted time base: they are listed \
+             but left out of plots and comparisons.\n\n",
+        );
+        for d in skewed {
+            text.push_str(&format!(
+                "- `{}`: guest clock ×{:.2}\n",
+                d.planned.point.name,
+                d.clock_skew.unwrap_or(f64::NAN)
             ));
         }
         text.push('\n');
