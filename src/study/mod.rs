@@ -374,10 +374,12 @@ impl Study<'_> {
             PlatformKind::Qemu => {
                 "Latencies are measured by simctl-client inside the guest (core 0) with the \
                  guest's monotonic clock (Rust `Instant`, CLOCK_MONOTONIC), from just before the \
-                 gRPC request is sent to the reply. Under QEMU TCG the guest clock follows host \
-                 time while instructions are emulated, so absolute values are those of an \
-                 emulated machine on a shared host, not of hardware; compare points with each \
-                 other."
+                 gRPC request is sent to the reply. Under QEMU the guest keeps time with the \
+                 emulated HPET (`clocksource=hpet`), which follows the host clock; the TSC's boot \
+                 calibration under TCG is unreliable, and each run's console is checked for a \
+                 skewed clock. QEMU TCG emulates instructions on a shared host, so absolute \
+                 values are those of an emulated machine, not of hardware; compare points with \
+                 each other."
             }
             PlatformKind::Gem5 => {
                 "Latencies are measured by simctl-client inside the guest (core 0) with the \

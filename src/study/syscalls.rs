@@ -267,7 +267,9 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
          - **Program**: `simctl-syscalls` (static, guest/src/sysbench.rs), pinned to core 1 \
          (isolated); the system calls: {}. `open+close`, `mmap+munmap` and \
          `loopback-send+recv` are two system calls per operation; `clock_gettime-vdso` enters no \
-         kernel at all (the vDSO) and is the control.\n\
+         kernel where the clock source has a vDSO fast path (the TSC, as on gem5) and is then \
+         the control; under QEMU the guest keeps time with the HPET, which has none, so there \
+         it is a real system call.\n\
          - **Batches**: each measured batch is {} operations of one call, timed with the \
          guest's monotonic clock around the whole batch (ns per call = batch time / \
          operations); warm-up batches come first and are excluded. On gem5 each measured batch \
