@@ -508,8 +508,7 @@ fn quick_syscall_study_on_qemu() {
         String::from_utf8_lossy(&output.stderr)
     );
     let rows = check_syscall_study(&out);
-    // The tracer stops every system call twice: ptrace costs more than bare for getpid; the
-    // vDSO clock never enters the kernel, so the tracer cannot see it.
+    // The tracer stops every system call twice: ptrace costs more than bare.
     let cost = |variant: &str, call: &str| {
         rows.iter()
             .find(|r| r["variant"] == variant && r["syscall"] == call)
