@@ -44,7 +44,8 @@ pub enum Command {
     Doctor(crate::run::doctor::DoctorArgs),
     /// Run a set of runs across configurations, locally in parallel or on Slurm.
     Sweep(crate::sweep::SweepArgs),
-    /// Run a published serverless study (load sweep, rounds vs streams) and write its report.
+    /// Run a published serverless study (load sweep, rounds vs streams, syscall cost, hook
+    /// overhead) and write its report.
     Study(crate::study::StudyArgs),
     /// Run one point of a resolved sweep (what a Slurm array task runs).
     #[command(hide = true)]

@@ -350,7 +350,12 @@ fn study_files_that_cannot_work_are_refused_with_a_hint() {
 #[test]
 fn the_shipped_study_files_expand() {
     let temp = tempfile::tempdir().unwrap();
-    for (name, points) in [("load-sweep", 30), ("rounds-streams", 8), ("syscalls", 1)] {
+    for (name, points) in [
+        ("load-sweep", 30),
+        ("rounds-streams", 8),
+        ("syscalls", 1),
+        ("hook-overhead", 1),
+    ] {
         for quick in [false, true] {
             let out = temp.path().join(format!("{name}-{quick}"));
             let mut args = vec![name, "--platform", "qemu", "--report-only"];
@@ -522,4 +527,75 @@ fn quick_syscall_study_on_qemu() {
     assert!(
         cost("ptrace", "clock_gettime-vdso") < 2.0 * cost("bare", "clock_gettime-vdso") + 100.0
     );
+}
+
+#[test]
+fn hook_study_files_need_thirty_interleaved_repetitions() {
+    let temp = tempfile::tempdir().unwrap();
+    let few = write(
+        temp.path(),
+        "h.toml",
+        "name = 'h'\n[base]\nworkload = 'spin'\n\
+         bench = '/sbin/simctl-hookbench --reps 10'\ninvocations = 20\n",
+    );
+    let output = study(
+        &["hook-overhead", "--report-only"],
+        Some(&few),
+        &temp.path().join("o"),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("at least 30"),
+        "{stderr}"
+    );
+    let odd = write(
+        temp.path(),
+        "i.toml",
+        "name = 'h'\n[base]\nworkload = 'spin'\n\
+         bench = '/sbin/simctl-hookbench --reps 30'\ninvocations = 30\n",
+    );
+    let output = study(
+        &["hook-overhead", "--report-only"],
+        Some(&odd),
+        &temp.path().join("o"),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invocations = 60"), "{stderr}");
+}
+
+#[test]
+fn quick_hook_overhead_on_qemu() {
+    if !e2e() {
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("hook");
+    let output = study(
+        &["hook-overhead", "--quick", "--platform", "qemu"],
+        None,
+        &out,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let loops = csv_rows(&out.join("loops.csv"));
+    assert_eq!(loops.len(), 60);
+    for row in &loops {
+        let expected = if row["variant"] == "hooked" {
+            "5000"
+        } else {
+            "0"
+        };
+        assert_eq!(
+            row["hooked_calls"], expected,
+            "the hook saw exactly the hooked reads: {row:?}"
+        );
+    }
+    let record = json(&out.join("study.json"));
+    let overhead = &record["summary"]["overheads"][0]["overhead_ns_per_call"];
+    assert!(overhead["estimate"].as_f64().unwrap() > 0.0, "{overhead}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("overhead per hooked call, ns") && report.contains("bypasses libc"));
 }

@@ -19,6 +19,7 @@
 
 pub mod clock;
 pub mod concurrency;
+pub mod hooks;
 pub mod latency;
 pub mod load;
 pub mod plot;
@@ -57,6 +58,8 @@ pub enum StudyName {
     RoundsStreams,
     /// Per-syscall cost of sandboxing (Kalium): bare, seccomp-BPF, ptrace.
     Syscalls,
+    /// Overhead of an LD_PRELOAD hook of libc read() (hook-latency paper), micro benchmark.
+    HookOverhead,
 }
 
 impl StudyName {
@@ -65,6 +68,7 @@ impl StudyName {
             StudyName::LoadSweep => "load-sweep",
             StudyName::RoundsStreams => "rounds-streams",
             StudyName::Syscalls => "syscalls",
+            StudyName::HookOverhead => "hook-overhead",
         }
     }
 }
@@ -213,6 +217,7 @@ pub fn plan(
     match name {
         StudyName::LoadSweep => planned = load::with_baselines(planned, platform)?,
         StudyName::Syscalls => syscalls::check_points(&planned)?,
+        StudyName::HookOverhead => hooks::check_points(&planned)?,
         StudyName::RoundsStreams => {}
     }
     Ok((sweep.name().to_string(), planned))
@@ -333,6 +338,7 @@ pub fn run_cli(args: StudyArgs) -> Result<()> {
         StudyName::LoadSweep => load::analyse(&context, &done)?,
         StudyName::RoundsStreams => concurrency::analyse(&context, &done)?,
         StudyName::Syscalls => syscalls::analyse(&context, &done)?,
+        StudyName::HookOverhead => hooks::analyse(&context, &done)?,
     };
     write_outputs(&context, &sweep_name, &done, &section)?;
     println!("{}", dir.join("report.md").display());
