@@ -345,8 +345,11 @@ pub fn run_cli(args: StudyArgs) -> Result<()> {
     if stopped {
         bail!("study interrupted; the report covers the points that finished");
     }
+    // A run that produced nothing at all is a broken study, not a data point (overload shows
+    // as failed and missing requests, never as no record at all).
     let empty: Vec<&str> = done
         .iter()
+        .filter(|d| d.summary.state != PointState::NotStarted && !args.report_only)
         .filter(|d| d.measured.is_empty() && d.planned.run.bench.is_none())
         .map(|d| d.planned.point.name.as_str())
         .collect();
