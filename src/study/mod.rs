@@ -350,7 +350,11 @@ pub fn run_cli(args: StudyArgs) -> Result<()> {
     let empty: Vec<&str> = done
         .iter()
         .filter(|d| d.summary.state != PointState::NotStarted && !args.report_only)
-        .filter(|d| d.measured.is_empty() && d.planned.run.bench.is_none())
+        .filter(|d| match d.planned.run.bench {
+            None => d.measured.is_empty(),
+            // A benchmark's rows are only complete when its run ended well.
+            Some(_) => d.summary.state != PointState::Ok,
+        })
         .map(|d| d.planned.point.name.as_str())
         .collect();
     if !empty.is_empty() {
