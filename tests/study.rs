@@ -599,3 +599,52 @@ fn quick_hook_overhead_on_qemu() {
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("overhead per hooked call, ns") && report.contains("bypasses libc"));
 }
+
+#[test]
+#[ignore = "needs gem5 (SIMCTL_GEM5): six gem5 runs with the O3 CPU"]
+fn lukewarm_warm_half_on_gem5() {
+    let temp = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("studies/lukewarm.toml");
+    let out = temp.path().join("lukewarm");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_simctl"))
+        .args(["sweep", "--jobs", "2", "--out"])
+        .arg(&out)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = json(&out.join("sweep.json"));
+    let points = summary["points"].as_array().unwrap();
+    assert_eq!(points.len(), 6);
+    for point in points {
+        let stats = out
+            .join(point["name"].as_str().unwrap())
+            .join("m5out/stats.txt");
+        let text = std::fs::read_to_string(&stats).unwrap();
+        // One dump per measured invocation.
+        assert_eq!(
+            text.matches("Begin Simulation Statistics").count(),
+            20,
+            "{}",
+            stats.display()
+        );
+    }
+}
+
+#[test]
+fn the_lukewarm_warm_half_is_a_valid_sweep() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("studies/lukewarm.toml");
+    let output = simctl(&["sweep", "--dry-run"], &[&file]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.lines().count(), 6, "{stdout}");
+    assert!(stdout.contains("--system skylake-like") && stdout.contains("--workload auth-go"));
+}
