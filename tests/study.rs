@@ -36,6 +36,31 @@ fn study(args: &[&str], file: Option<&Path>, out: &Path) -> std::process::Output
     simctl(&all, &[])
 }
 
+/// Runs `simctl study NAME --quick --platform qemu` into a temp dir; the study must succeed.
+fn quick_on_qemu(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join(name);
+    let output = study(&[name, "--quick", "--platform", "qemu"], None, &out);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (temp, out)
+}
+
+/// report.md of a study, which must mention every needle.
+fn report_mentioning(dir: &Path, needles: &[&str]) -> String {
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for needle in needles {
+        assert!(
+            report.contains(needle),
+            "report.md lacks {needle}:\n{report}"
+        );
+    }
+    report
+}
+
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -64,20 +89,17 @@ fn number(row: &std::collections::BTreeMap<String, String>, column: &str) -> Opt
 /// exists, success rates lie in [0, 1], and within each function and arrival the achieved rate
 /// never falls while the point before kept up (up to saturation). Returns the points.csv rows.
 fn check_load_study(dir: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
-    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    for needle in [
-        "## Method",
-        "Warm-up",
-        "Arrivals",
-        "Clock",
-        "bootstrap",
-        "Slowdown",
-    ] {
-        assert!(
-            report.contains(needle),
-            "report.md lacks {needle}:\n{report}"
-        );
-    }
+    let report = report_mentioning(
+        dir,
+        &[
+            "## Method",
+            "Warm-up",
+            "Arrivals",
+            "Clock",
+            "bootstrap",
+            "Slowdown",
+        ],
+    );
     let record = json(&dir.join("study.json"));
     assert_eq!(record["study"], "load-sweep");
     for file in record["files"].as_array().unwrap() {
@@ -386,14 +408,7 @@ fn quick_load_sweep_on_qemu() {
     if !e2e() {
         return;
     }
-    let temp = tempfile::tempdir().unwrap();
-    let out = temp.path().join("load");
-    let output = study(&["load-sweep", "--quick", "--platform", "qemu"], None, &out);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (_temp, out) = quick_on_qemu("load-sweep");
     let rows = check_load_study(&out);
     assert_eq!(rows.len(), 6);
     let record = json(&out.join("study.json"));
@@ -410,24 +425,13 @@ fn quick_rounds_vs_streams_on_qemu() {
     if !e2e() {
         return;
     }
-    let temp = tempfile::tempdir().unwrap();
-    let out = temp.path().join("rs");
-    let output = study(
-        &["rounds-streams", "--quick", "--platform", "qemu"],
-        None,
-        &out,
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (_temp, out) = quick_on_qemu("rounds-streams");
     let rows = csv_rows(&out.join("points.csv"));
     assert_eq!(rows.len(), 4);
     for row in rows.iter().filter(|r| r["clock_ok"] == "true") {
         assert_eq!(number(row, "success_rate"), Some(1.0), "{row:?}");
         assert!(
-            number(row, "throughput_rps").is_some_and(|v| v > 0.0),
+            number(row, "achieved_rps").is_some_and(|v| v > 0.0),
             "{row:?}"
         );
         assert!(number(row, "p99_ms") >= number(row, "p50_ms"), "{row:?}");
@@ -442,18 +446,15 @@ fn quick_rounds_vs_streams_on_qemu() {
 /// The syscall study's rows: every call of every variant that ran, a cost per call, ratios to
 /// bare of 1 for bare itself; variants the guest could not run are named with the reason.
 fn check_syscall_study(dir: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
-    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    for needle in [
-        "## Method",
-        "Batches",
-        "Variants",
-        "OCI container variant: not measured",
-    ] {
-        assert!(
-            report.contains(needle),
-            "report.md lacks {needle}:\n{report}"
-        );
-    }
+    report_mentioning(
+        dir,
+        &[
+            "## Method",
+            "Batches",
+            "Variants",
+            "OCI container variant: not measured",
+        ],
+    );
     let rows = csv_rows(&dir.join("syscalls.csv"));
     let bare: Vec<_> = rows.iter().filter(|r| r["variant"] == "bare").collect();
     assert_eq!(bare.len(), 8, "{rows:?}");
@@ -504,14 +505,7 @@ fn quick_syscall_study_on_qemu() {
     if !e2e() {
         return;
     }
-    let temp = tempfile::tempdir().unwrap();
-    let out = temp.path().join("sys");
-    let output = study(&["syscalls", "--quick", "--platform", "qemu"], None, &out);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (_temp, out) = quick_on_qemu("syscalls");
     let rows = check_syscall_study(&out);
     // The tracer stops every system call twice: ptrace costs more than bare.
     let cost = |variant: &str, call: &str| {
@@ -568,18 +562,7 @@ fn quick_hook_overhead_on_qemu() {
     if !e2e() {
         return;
     }
-    let temp = tempfile::tempdir().unwrap();
-    let out = temp.path().join("hook");
-    let output = study(
-        &["hook-overhead", "--quick", "--platform", "qemu"],
-        None,
-        &out,
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (_temp, out) = quick_on_qemu("hook-overhead");
     let loops = csv_rows(&out.join("loops.csv"));
     assert_eq!(loops.len(), 60);
     for row in &loops {

@@ -11,10 +11,10 @@ use std::fmt::Write;
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use super::latency::{LatencySummary, summarise};
+use super::latency::{CSV_COLUMNS, LatencySummary, summarise};
 use super::load::{clock_flag, write_requests_csv};
 use super::plot::{LineChart, Series, cdf, embed};
-use super::{Done, Section, Study, cell, write_csv};
+use super::{Done, Section, Study, cell, csv_number, write_csv};
 use crate::run::Pattern;
 
 #[derive(Debug, Serialize)]
@@ -210,59 +210,26 @@ fn range(values: &[u64]) -> String {
 }
 
 fn write_points_csv(study: &Study, rows: &[Row]) -> Result<String> {
-    let header = [
-        "point",
-        "workload",
-        "pattern",
-        "parallel",
-        "pause_ms",
-        "expected",
-        "ok",
-        "errors",
-        "missing",
-        "success_rate",
-        "throughput_rps",
-        "mean_ms",
-        "p50_ms",
-        "p50_ci_low_ms",
-        "p50_ci_high_ms",
-        "p90_ms",
-        "p95_ms",
-        "p99_ms",
-        "max_ms",
-        "state",
-        "guest_clock_skew",
-        "clock_ok",
-    ];
-    let full = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let mut header = vec!["point", "workload", "pattern", "parallel", "pause_ms"];
+    header.extend(CSV_COLUMNS);
+    header.extend(["state", "guest_clock_skew", "clock_ok"]);
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let l = &r.latency;
-            vec![
+            let mut cells = vec![
                 r.point.clone(),
                 r.workload.clone(),
                 r.pattern.to_string(),
                 r.parallel.to_string(),
                 r.pause_ms.map(|p| p.to_string()).unwrap_or_default(),
-                l.expected.to_string(),
-                l.ok.to_string(),
-                l.errors.to_string(),
-                l.missing.to_string(),
-                l.success_rate.to_string(),
-                full(l.achieved_rps),
-                full(l.mean_ms),
-                full(l.p50_ms),
-                full(l.p50_ci_ms.map(|c| c.low)),
-                full(l.p50_ci_ms.map(|c| c.high)),
-                full(l.p90_ms),
-                full(l.p95_ms),
-                full(l.p99_ms),
-                full(l.max_ms),
+            ];
+            cells.extend(r.latency.csv_cells());
+            cells.extend([
                 r.state.clone(),
-                full(r.guest_clock_skew),
+                csv_number(r.guest_clock_skew),
                 r.clock_ok.to_string(),
-            ]
+            ]);
+            cells
         })
         .collect();
     write_csv(study.dir, "points.csv", &header, &rows)

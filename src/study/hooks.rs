@@ -12,20 +12,12 @@ use serde::Serialize;
 
 use super::plot::{LineChart, Series, embed};
 use super::stats::{Interval, median, median_difference_ci};
-use super::{Done, Planned, Section, Study, cell, write_csv};
+use super::{Done, Planned, Section, Study, bench_option, cell, csv_number, write_csv};
 use crate::report::metrics::core_metrics;
 use crate::run::plan::FUNCTION_CPU;
 
 /// The paper asks for at least this many repetitions per variant.
 const MIN_REPS: u64 = 30;
-
-fn bench_option<'a>(bench: &'a str, flag: &str) -> Option<&'a str> {
-    let words: Vec<&str> = bench.split_whitespace().collect();
-    words
-        .iter()
-        .position(|w| *w == flag)
-        .and_then(|i| words.get(i + 1).copied())
-}
 
 /// Each point runs simctl-hookbench with >= 30 repetitions and `invocations` = 2 x reps (one
 /// gem5 dump per read loop).
@@ -302,7 +294,6 @@ fn write_loops_csv(study: &Study, loops: &[Loop]) -> Result<String> {
         "instructions_per_read",
         "cycles_per_read",
     ];
-    let text = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     let rows: Vec<Vec<String>> = loops
         .iter()
         .map(|l| {
@@ -315,8 +306,8 @@ fn write_loops_csv(study: &Study, loops: &[Loop]) -> Result<String> {
                 l.reads.to_string(),
                 l.ns_per_read.to_string(),
                 l.hooked_calls.to_string(),
-                text(l.instructions_per_read),
-                text(l.cycles_per_read),
+                csv_number(l.instructions_per_read),
+                csv_number(l.cycles_per_read),
             ]
         })
         .collect();

@@ -38,6 +38,51 @@ pub struct LatencySummary {
     pub sorted_ms: Vec<f64>,
 }
 
+/// The CSV columns of a summary, in the order of [`LatencySummary::csv_cells`].
+pub const CSV_COLUMNS: [&str; 16] = [
+    "expected",
+    "recorded",
+    "ok",
+    "errors",
+    "missing",
+    "success_rate",
+    "sent_rps",
+    "achieved_rps",
+    "mean_ms",
+    "p50_ms",
+    "p50_ci_low_ms",
+    "p50_ci_high_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+];
+
+impl LatencySummary {
+    /// The summary as CSV cells (full precision, empty for none).
+    pub fn csv_cells(&self) -> Vec<String> {
+        let number = super::csv_number;
+        vec![
+            self.expected.to_string(),
+            self.recorded.to_string(),
+            self.ok.to_string(),
+            self.errors.to_string(),
+            self.missing.to_string(),
+            self.success_rate.to_string(),
+            number(self.sent_rps),
+            number(self.achieved_rps),
+            number(self.mean_ms),
+            number(self.p50_ms),
+            number(self.p50_ci_ms.map(|c| c.low)),
+            number(self.p50_ci_ms.map(|c| c.high)),
+            number(self.p90_ms),
+            number(self.p95_ms),
+            number(self.p99_ms),
+            number(self.max_ms),
+        ]
+    }
+}
+
 pub fn summarise(measured: &[Invocation], expected: u64) -> LatencySummary {
     let ok: Vec<&Invocation> = measured.iter().filter(|r| r.ok).collect();
     let latencies: Vec<f64> = ok.iter().map(|r| r.latency_ns as f64 / 1e6).collect();

@@ -9,9 +9,9 @@ use std::fmt::Write;
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use super::latency::{LatencySummary, summarise};
+use super::latency::{CSV_COLUMNS, LatencySummary, summarise};
 use super::plot::{LineChart, Series, cdf, embed};
-use super::{Done, Planned, Section, Study, cell, parse_run_args, write_csv};
+use super::{Done, Planned, Section, Study, cell, csv_number, parse_run_args, write_csv};
 use crate::run::cmdline::PlatformKind;
 use crate::run::{Arrival, Pattern, RunArgs};
 use crate::sweep::Point;
@@ -410,69 +410,36 @@ fn method(study: &Study, done: &[Done], baselines: &BTreeMap<Function, LatencySu
 }
 
 fn write_points_csv(study: &Study, rows: &[Row]) -> Result<String> {
-    let header = [
-        "point",
-        "workload",
-        "request",
-        "arrival",
-        "target_rps",
-        "expected",
-        "recorded",
-        "ok",
-        "errors",
-        "missing",
-        "success_rate",
-        "sent_rps",
-        "achieved_rps",
-        "mean_ms",
-        "p50_ms",
-        "p50_ci_low_ms",
-        "p50_ci_high_ms",
-        "p90_ms",
-        "p95_ms",
-        "p99_ms",
-        "max_ms",
+    let mut header = vec!["point", "workload", "request", "arrival", "target_rps"];
+    header.extend(CSV_COLUMNS);
+    header.extend([
         "baseline_p50_ms",
         "slowdown_p50",
         "slowdown_p99",
         "state",
         "guest_clock_skew",
         "clock_ok",
-    ];
+    ]);
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let l = &r.latency;
-            let full = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-            vec![
+            let mut cells = vec![
                 r.point.clone(),
                 r.function.workload.clone(),
                 r.function.request.clone().unwrap_or_default(),
                 r.arrival.to_string(),
                 r.target_rps.to_string(),
-                l.expected.to_string(),
-                l.recorded.to_string(),
-                l.ok.to_string(),
-                l.errors.to_string(),
-                l.missing.to_string(),
-                l.success_rate.to_string(),
-                full(l.sent_rps),
-                full(l.achieved_rps),
-                full(l.mean_ms),
-                full(l.p50_ms),
-                full(l.p50_ci_ms.map(|c| c.low)),
-                full(l.p50_ci_ms.map(|c| c.high)),
-                full(l.p90_ms),
-                full(l.p95_ms),
-                full(l.p99_ms),
-                full(l.max_ms),
-                full(r.baseline_p50_ms),
-                full(r.slowdown_p50),
-                full(r.slowdown_p99),
+            ];
+            cells.extend(r.latency.csv_cells());
+            cells.extend([
+                csv_number(r.baseline_p50_ms),
+                csv_number(r.slowdown_p50),
+                csv_number(r.slowdown_p99),
                 r.state.clone(),
-                full(r.guest_clock_skew),
+                csv_number(r.guest_clock_skew),
                 r.clock_ok.to_string(),
-            ]
+            ]);
+            cells
         })
         .collect();
     write_csv(study.dir, "points.csv", &header, &rows)

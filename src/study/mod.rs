@@ -500,6 +500,20 @@ fn write_outputs(
     write_atomic(&context.dir.join("report.md"), text.as_bytes())
 }
 
+/// A number in full precision for a CSV cell; empty for none.
+pub fn csv_number(value: Option<f64>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The value of `FLAG` in a `--bench` command line (`... FLAG VALUE ...`).
+pub fn bench_option<'a>(bench: &'a str, flag: &str) -> Option<&'a str> {
+    let words: Vec<&str> = bench.split_whitespace().collect();
+    words
+        .iter()
+        .position(|w| *w == flag)
+        .and_then(|i| words.get(i + 1).copied())
+}
+
 /// Formats an optional number with `digits` decimals; empty for none.
 pub fn cell(value: Option<f64>, digits: usize) -> String {
     value

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::plot::{BarChart, embed};
 use super::stats::{Interval, median, median_ci};
-use super::{Done, Section, Study, cell, write_csv};
+use super::{Done, Section, Study, bench_option, cell, csv_number, write_csv};
 use crate::report::metrics::core_metrics;
 use crate::run::plan::FUNCTION_CPU;
 
@@ -25,15 +25,6 @@ fn call_order() -> Vec<&'static str> {
 }
 
 const VARIANTS: [&str; 3] = ["bare", "seccomp", "ptrace"];
-
-/// The value of `--flag` in a bench command line.
-fn bench_option<'a>(bench: &'a str, flag: &str) -> Option<&'a str> {
-    let words: Vec<&str> = bench.split_whitespace().collect();
-    words
-        .iter()
-        .position(|w| *w == flag)
-        .and_then(|i| words.get(i + 1).copied())
-}
 
 /// Checks that each point runs the benchmark and that `invocations` equals the measured batches
 /// it marks (gem5 checks the number of stats dumps against it).
@@ -415,10 +406,6 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
     })
 }
 
-fn text_of(value: Option<f64>) -> String {
-    value.map(|v| v.to_string()).unwrap_or_default()
-}
-
 fn write_batches_csv(study: &Study, batches: &[Batch]) -> Result<String> {
     let header = [
         "point",
@@ -445,11 +432,11 @@ fn write_batches_csv(study: &Study, batches: &[Batch]) -> Result<String> {
                 b.work_id.to_string(),
                 b.calls.to_string(),
                 b.ns_per_call.to_string(),
-                text_of(b.instructions_per_call),
-                text_of(b.cycles_per_call),
-                text_of(b.l1i_misses_per_call),
-                text_of(b.l1d_misses_per_call),
-                text_of(b.llc_misses_per_call),
+                csv_number(b.instructions_per_call),
+                csv_number(b.cycles_per_call),
+                csv_number(b.l1i_misses_per_call),
+                csv_number(b.l1d_misses_per_call),
+                csv_number(b.llc_misses_per_call),
             ]
         })
         .collect();
@@ -480,15 +467,15 @@ fn write_costs_csv(study: &Study, costs: &[Cost]) -> Result<String> {
                 c.syscall.clone(),
                 c.variant.clone(),
                 c.batches.to_string(),
-                text_of(c.ns_per_call.map(|i| i.estimate)),
-                text_of(c.ns_per_call.map(|i| i.low)),
-                text_of(c.ns_per_call.map(|i| i.high)),
-                text_of(c.ratio_to_bare),
-                text_of(c.instructions_per_call),
-                text_of(c.cycles_per_call),
-                text_of(c.l1i_misses_per_call),
-                text_of(c.l1d_misses_per_call),
-                text_of(c.llc_misses_per_call),
+                csv_number(c.ns_per_call.map(|i| i.estimate)),
+                csv_number(c.ns_per_call.map(|i| i.low)),
+                csv_number(c.ns_per_call.map(|i| i.high)),
+                csv_number(c.ratio_to_bare),
+                csv_number(c.instructions_per_call),
+                csv_number(c.cycles_per_call),
+                csv_number(c.l1i_misses_per_call),
+                csv_number(c.l1d_misses_per_call),
+                csv_number(c.llc_misses_per_call),
             ]
         })
         .collect();
