@@ -571,7 +571,8 @@ fn quick_hook_overhead_on_qemu() {
         );
     }
     let record = json(&out.join("study.json"));
-    let overhead = &record["summary"]["overheads"][0]["overhead_ns_per_call"];
+    // Whole-loop medians drown in the noise of a busy host; the fastest windows do not.
+    let overhead = &record["summary"]["overheads"][0]["overhead_ns_per_call_fastest_window"];
     assert!(overhead["estimate"].as_f64().unwrap() > 0.0, "{overhead}");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("overhead per hooked call, ns") && report.contains("bypasses libc"));

@@ -57,13 +57,21 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
-/// One run of the read loop; returns (ns, hooked calls counted).
+/// What one run of the read loop measured.
+struct Measured {
+    ns: u64,
+    /// ns per read of the fastest window of consecutive reads (the undisturbed cost).
+    fastest_window: f64,
+    hooked_calls: u64,
+}
+
+/// One run of the read loop.
 fn run_once(
     options: &Options,
     hooked: bool,
     work_id: Option<u64>,
     counter: &Path,
-) -> Result<(u64, u64), String> {
+) -> Result<Measured, String> {
     let _ = std::fs::remove_file(counter);
     let mut command = Command::new(&options.readbench);
     command.arg(options.reads.to_string());
@@ -85,17 +93,28 @@ fn run_once(
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-    let ns = String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .map_err(|_| "simctl-readbench printed no duration".to_string())?;
-    let calls = match std::fs::read(counter) {
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut words = text.split_whitespace();
+    let (Some(Ok(ns)), Some(Ok(fastest_window))) = (
+        words.next().map(str::parse::<u64>),
+        words.next().map(str::parse::<f64>),
+    ) else {
+        return Err(format!(
+            "simctl-readbench printed '{}', not two numbers",
+            text.trim()
+        ));
+    };
+    let hooked_calls = match std::fs::read(counter) {
         Ok(bytes) if bytes.len() >= 8 => {
             u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]))
         }
         _ => 0,
     };
-    Ok((ns, calls))
+    Ok(Measured {
+        ns,
+        fastest_window,
+        hooked_calls,
+    })
 }
 
 fn main() -> ExitCode {
@@ -119,8 +138,10 @@ fn main() -> ExitCode {
     m5.checkpoint(0, 0);
     println!("SIMCTL-PROGRESS warmup-done");
     let counter = std::env::temp_dir().join("simctl-readhook.count");
-    let mut rows =
-        String::from("variant,rep,position,work_id,reads,elapsed_ns,ns_per_read,hooked_calls\n");
+    let mut rows = String::from(
+        "variant,rep,position,work_id,reads,elapsed_ns,ns_per_read,hooked_calls,\
+         fastest_window_ns_per_read\n",
+    );
     let mut work_id = 0;
     for rep in 0..options.reps {
         let order = if rep % 2 == 0 {
@@ -131,11 +152,14 @@ fn main() -> ExitCode {
         for (position, hooked) in order.into_iter().enumerate() {
             let id = gem5.then_some(work_id);
             match run_once(&options, hooked, id, &counter) {
-                Ok((ns, calls)) => rows.push_str(&format!(
-                    "{},{rep},{position},{work_id},{},{ns},{:.3},{calls}\n",
+                Ok(m) => rows.push_str(&format!(
+                    "{},{rep},{position},{work_id},{},{},{:.3},{},{:.3}\n",
                     if hooked { "hooked" } else { "bare" },
                     options.reads,
-                    ns as f64 / options.reads as f64
+                    m.ns,
+                    m.ns as f64 / options.reads as f64,
+                    m.hooked_calls,
+                    m.fastest_window
                 )),
                 Err(message) => {
                     eprintln!("simctl-hookbench: {message}");
