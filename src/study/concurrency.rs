@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::latency::{CSV_COLUMNS, LatencySummary, summarise};
 use super::load::{clock_flag, write_requests_csv};
 use super::plot::{LineChart, Series, cdf, embed};
-use super::{Done, Section, Study, cell, csv_number, write_csv};
+use super::{Done, Planned, Section, Study, cell, csv_number, write_csv};
 use crate::run::Pattern;
 
 #[derive(Debug, Serialize)]
@@ -31,18 +31,29 @@ struct Row {
     clock_ok: bool,
 }
 
+/// Every point compares rounds with streams.
+pub fn check_points(planned: &[Planned]) -> Result<()> {
+    for point in planned {
+        if !matches!(point.run.pattern, Pattern::Rounds | Pattern::Streams) {
+            bail!(
+                "point '{}' uses pattern {:?}; hint: this study compares pattern = [\"rounds\", \
+                 \"streams\"]",
+                point.point.name,
+                point.run.pattern
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
     let mut rows = Vec::new();
-    for d in done {
+    for d in done.iter().filter(|d| d.ended()) {
         let run = &d.planned.run;
-        let pattern = match run.pattern {
-            Pattern::Rounds => "rounds",
-            Pattern::Streams => "streams",
-            other => bail!(
-                "point '{}' uses pattern {other:?}; hint: this study compares pattern = \
-                 [\"rounds\", \"streams\"]",
-                d.planned.point.name
-            ),
+        let pattern = if run.pattern == Pattern::Rounds {
+            "rounds"
+        } else {
+            "streams"
         };
         rows.push(Row {
             point: d.planned.point.name.clone(),

@@ -157,7 +157,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
     let mut baselines: BTreeMap<Function, LatencySummary> = BTreeMap::new();
     for point in done
         .iter()
-        .filter(|d| d.planned.run.pattern == Pattern::Closed)
+        .filter(|d| d.planned.run.pattern == Pattern::Closed && d.ended())
     {
         baselines.insert(
             Function::of(&point.planned.run),
@@ -166,7 +166,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
     }
     let mut rows: Vec<Row> = done
         .iter()
-        .filter(|d| d.planned.run.pattern == Pattern::Rps)
+        .filter(|d| d.planned.run.pattern == Pattern::Rps && d.ended())
         .map(|d| {
             let run = &d.planned.run;
             let function = Function::of(run);

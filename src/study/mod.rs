@@ -126,6 +126,12 @@ pub struct Done {
 }
 
 impl Done {
+    /// Whether the point ran to an end (ok or failed); points not started or still running (an
+    /// interrupted study, --report-only) have no numbers to compare and stay out of the tables.
+    pub fn ended(&self) -> bool {
+        matches!(self.summary.state, PointState::Ok | PointState::Failed)
+    }
+
     /// Whether the run's guest clock kept real time, so its numbers compare with the others.
     pub fn clock_ok(&self) -> bool {
         clock::trustworthy(self.clock_skew)
@@ -218,7 +224,7 @@ pub fn plan(
         StudyName::LoadSweep => planned = load::with_baselines(planned, platform)?,
         StudyName::Syscalls => syscalls::check_points(&planned)?,
         StudyName::HookOverhead => hooks::check_points(&planned)?,
-        StudyName::RoundsStreams => {}
+        StudyName::RoundsStreams => concurrency::check_points(&planned)?,
     }
     Ok((sweep.name().to_string(), planned))
 }
