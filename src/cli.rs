@@ -43,13 +43,16 @@ pub enum Command {
     /// Build gem5 with scons in the cache and record it for `simctl run`.
     BuildGem5(crate::gem5build::BuildGem5Args),
     /// Run a workload in gem5 or QEMU with warm-up and measured invocations.
-    Run(crate::run::RunArgs),
+    Run(Box<crate::run::RunArgs>),
     /// Check which tools each stage needs and whether they work here.
     Doctor(crate::run::doctor::DoctorArgs),
     /// Run a set of runs across configurations, locally in parallel or on Slurm.
     Sweep(crate::sweep::SweepArgs),
     /// What the artifact cache holds (`ls`) and removing what no recent run needs (`gc`).
     Cache(crate::cache::cli::CacheArgs),
+    /// Run a published serverless study (load sweep, rounds vs streams, syscall cost, hook
+    /// overhead) and write its report.
+    Study(crate::study::StudyArgs),
     /// Run one point of a resolved sweep (what a Slurm array task runs).
     #[command(hide = true)]
     SweepTask(crate::sweep::SweepTaskArgs),
@@ -80,11 +83,12 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::BuildWorkload(args) => crate::workloads::run_cli(args),
         Command::BuildImage(args) => crate::image::run_cli(args),
         Command::BuildGem5(args) => crate::gem5build::run_cli(args),
-        Command::Run(args) => crate::run::run_cli(args),
+        Command::Run(args) => crate::run::run_cli(*args),
         Command::Doctor(args) => crate::run::doctor::run_cli(args),
         Command::Sweep(args) => crate::sweep::run_cli(args),
         Command::SweepTask(args) => crate::sweep::run_task(args),
         Command::Cache(args) => crate::cache::cli::run_cli(args),
+        Command::Study(args) => crate::study::run_cli(args),
     }
 }
 

@@ -9,7 +9,23 @@ use anyhow::{Context, Result, bail};
 use crate::process::Command;
 use crate::project::Project;
 
-pub const BINARIES: [&str; 3] = ["m5", "simctl-client", "simctl-init"];
+pub const BINARIES: [&str; 5] = [
+    "m5",
+    "simctl-client",
+    "simctl-init",
+    "simctl-syscalls",
+    "simctl-hookbench",
+];
+/// C sources in guest/hook/ (the hook study needs glibc's dynamic linking: LD_PRELOAD does not
+/// reach static binaries) and where each lands in the image.
+pub const HOOK_TOOLS: [(&str, &str, &[&str]); 2] = [
+    (
+        "readhook.c",
+        "usr/local/lib/simctl/readhook.so",
+        &["-O2", "-shared", "-fPIC"],
+    ),
+    ("readbench.c", "usr/local/bin/simctl-readbench", &["-O2"]),
+];
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Build the static guest binaries (m5, simctl-client, simctl-init).
@@ -67,6 +83,35 @@ pub fn build_guest_binaries(project: &Project) -> Result<GuestBinaries> {
         }
     }
     Ok(GuestBinaries { dir })
+}
+
+/// The C sources of the hook tools.
+pub fn hook_sources(project: &Project) -> Vec<(&'static str, PathBuf)> {
+    HOOK_TOOLS
+        .iter()
+        .map(|(source, _, _)| (*source, project.root().join("guest/hook").join(source)))
+        .collect()
+}
+
+/// Compiles the hook tools with the host's C compiler (Debian's gcc and glibc match the
+/// bookworm guest's) into `root` at their image paths.
+pub fn build_hook_tools(project: &Project, root: &Path, log: &Path) -> Result<()> {
+    for ((source, target, flags), (_, path)) in HOOK_TOOLS.iter().zip(hook_sources(project)) {
+        let output = root.join(target);
+        if let Some(parent) = output.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        Command::new("cc")
+            .args(flags.iter().copied())
+            .arg("-o")
+            .arg(&output)
+            .arg(&path)
+            .run_logged(log, None)
+            .with_context(|| {
+                format!("cannot compile {source}; hint: apt-get install gcc libc6-dev")
+            })?;
+    }
+    Ok(())
 }
 
 /// Whether an ELF file names a program interpreter (PT_INTERP), i.e. is dynamically linked.

@@ -392,6 +392,9 @@ pub fn request_with(
     for name in crate::guest::BINARIES {
         key = key.file(name, &guest.path(name))?;
     }
+    for (name, path) in crate::guest::hook_sources(project) {
+        key = key.file(name, &path)?;
+    }
     let staged = project
         .store()
         .get_or_build("guest-overlay", &key, |staging| {
@@ -404,6 +407,8 @@ pub fn request_with(
                 std::fs::copy(guest.path(name), staging.join("sbin").join(name))?;
             }
             std::fs::copy(guest.path("m5"), staging.join("usr/local/bin/m5"))?;
+            let log = project.cache_dir().join("logs").join("hook-tools.log");
+            crate::guest::build_hook_tools(project, staging, &log)?;
             Ok(())
         })?
         .path

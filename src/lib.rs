@@ -17,5 +17,6 @@ pub mod project;
 pub mod report;
 pub mod run;
 pub mod stats;
+pub mod study;
 pub mod sweep;
 pub mod workloads;

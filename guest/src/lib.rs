@@ -15,4 +15,5 @@ pub mod plan;
 pub mod records;
 #[cfg(feature = "client")]
 pub mod shop;
+pub mod sysbench;
 pub mod transfer;

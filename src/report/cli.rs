@@ -273,7 +273,7 @@ fn plot_svg(rows: &[Row], metric: &str) -> Result<String> {
 /// Rasterises the SVG with resvg. Why not plotters' bitmap backend: it needs a font found at
 /// build/link time (fontconfig/freetype) and fails at run time without one; resvg is pure Rust,
 /// looks fonts up at run time, and still draws every line when no font is installed.
-fn svg_to_png(svg: &str) -> Result<Vec<u8>> {
+pub fn svg_to_png(svg: &str) -> Result<Vec<u8>> {
     use resvg::{tiny_skia, usvg};
     let mut options = usvg::Options::default();
     let fonts = options.fontdb_mut();

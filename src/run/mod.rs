@@ -98,6 +98,24 @@ pub struct RunArgs {
     /// Parallel jobs for builds (kernel, workloads).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Instead of the function and its client, run this guest program on core 1: its command
+    /// line, split at whitespace (no shell), e.g. "/sbin/simctl-syscalls --calls 1000". What it
+    /// writes to /tmp/simctl-results comes back in results/; --invocations is the number of
+    /// workbegin/workend pairs it marks (one gem5 stats dump each).
+    #[arg(long, value_name = "COMMAND", value_parser = bench_command)]
+    pub bench: Option<String>,
+}
+
+/// A --bench command names a program.
+fn bench_command(text: &str) -> Result<String, String> {
+    match text.split_whitespace().next() {
+        Some(program) if program.starts_with('/') => Ok(text.to_string()),
+        _ => Err(
+            "give the guest program's absolute path and its arguments, e.g. \
+                  \"/sbin/simctl-syscalls --calls 1000\""
+                .into(),
+        ),
+    }
 }
 
 /// gem5 CPU models.

@@ -391,7 +391,9 @@ fn default_limits(args: &RunArgs, deadline: Duration, watchdog: Duration) -> Pha
 }
 
 /// Phase 5: the guest's own verdict plus the checks every run needs.
-fn check_guest(console: &ConsoleState, results: &Path, invocations: u64) -> Result<()> {
+/// `invocations`: the measured records results.csv must hold (None for a --bench program,
+/// which writes its own files).
+fn check_guest(console: &ConsoleState, results: &Path, invocations: Option<u64>) -> Result<()> {
     if let Some(panic) = &console.panic {
         bail!("guest kernel panic: {panic}");
     }
@@ -408,6 +410,9 @@ fn check_guest(console: &ConsoleState, results: &Path, invocations: u64) -> Resu
     {
         bail!("the function {name} was allowed on CPUs {cpus}, not only on core {FUNCTION_CPU}");
     }
+    let Some(invocations) = invocations else {
+        return Ok(());
+    };
     let csv = results.join("results.csv");
     let text = std::fs::read_to_string(&csv)
         .with_context(|| format!("the guest returned no {}", csv.display()))?;
@@ -478,7 +483,8 @@ fn run_qemu(
             .context("cannot unpack the guest's results")?;
     }
     outcome.ended.check()?;
-    check_guest(&outcome.console, &dir.results_dir(), spec.invocations)
+    let records = spec.bench.is_none().then_some(spec.invocations);
+    check_guest(&outcome.console, &dir.results_dir(), records)
 }
 
 impl Gem5Setup {
@@ -656,5 +662,6 @@ fn gem5_measure(
         let _ = std::fs::copy(outdir.join(name), dir.results_dir().join(name));
     }
     outcome.ended.check()?;
-    check_guest(&outcome.console, &dir.results_dir(), spec.invocations)
+    let records = spec.bench.is_none().then_some(spec.invocations);
+    check_guest(&outcome.console, &dir.results_dir(), records)
 }

@@ -23,6 +23,21 @@ const REPLAY_FILE: &str = "/tmp/simctl-conformance.jsonl";
 /// Builds the plan; a gem5 run stretches the guest-side timeouts for simulation.
 pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
     let timeout_s = if spec.is_gem5() { 24 * 3600 } else { 600 };
+    if let Some(bench) = &spec.bench {
+        return Ok(Plan {
+            results_dir: DEFAULT_RESULTS_DIR.into(),
+            files: Default::default(),
+            steps: vec![Step {
+                name: "bench".into(),
+                argv: bench.split_whitespace().map(String::from).collect(),
+                cpu: Some(FUNCTION_CPU),
+                background: false,
+                wait_for_port: None,
+                timeout_s,
+                env: Default::default(),
+            }],
+        });
+    }
     let port = workload.manifest.port;
     let mut client = vec![
         "/sbin/simctl-client".to_string(),

@@ -117,6 +117,9 @@ pub struct RunSpec {
     /// in the run key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<PathBuf>,
+    /// A guest program run on core 1 instead of the function and its client (`--bench`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bench: Option<String>,
     pub machine: Machine,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gem5: Option<Gem5Spec>,
@@ -349,7 +352,8 @@ fn check_platform(
 
 /// The load pattern with its parameters; a parameter of another pattern is an error, so that
 /// nothing given on the command line is silently ignored.
-fn load_pattern(args: &RunArgs) -> Result<LoadPattern> {
+/// The load pattern a command line asks for, with its defaults, checked.
+pub fn load_pattern(args: &RunArgs) -> Result<LoadPattern> {
     let not_for = |option: &str, applies: &str| {
         anyhow::anyhow!(
             "{option} applies to --pattern {applies} only, not to --pattern {}; hint: drop it or \
@@ -537,6 +541,7 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
             load: checked.load,
             isolation: args.isolation,
             replay: args.replay.clone(),
+            bench: args.bench.clone(),
             machine,
             gem5: gem5_spec,
             qemu: qemu_spec,
@@ -688,6 +693,7 @@ mod tests {
             load: LoadPattern::Closed,
             isolation: Isolation::Process,
             replay: None,
+            bench: None,
             machine: Machine {
                 num_cores: system.num_cores,
                 memory_size: system.memory_size,

@@ -1,0 +1,629 @@
+//! Studies: the analysis on run directories whose requests follow a known queue (report-only,
+//! no guest), bad study files, and, with SIMCTL_TEST_E2E=1, the quick studies end to end on QEMU
+//! with the sanity of their reports checked (success in [0, 1], achieved rate monotone up to
+//! saturation, throughput and latency for every K).
+
+mod common;
+
+use common::simctl;
+use std::path::{Path, PathBuf};
+
+fn e2e() -> bool {
+    if std::env::var("SIMCTL_TEST_E2E").as_deref() != Ok("1") {
+        println!("skipped: set SIMCTL_TEST_E2E=1 to run the quick studies on QEMU");
+        return false;
+    }
+    true
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn study(args: &[&str], file: Option<&Path>, out: &Path) -> std::process::Output {
+    let mut all: Vec<String> = std::iter::once("study")
+        .chain(args.iter().copied())
+        .map(String::from)
+        .collect();
+    if let Some(file) = file {
+        all.extend(["--file".to_string(), file.display().to_string()]);
+    }
+    all.extend(["--out".to_string(), out.display().to_string()]);
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    simctl(&all, &[])
+}
+
+/// Runs `simctl study NAME --quick --platform qemu` into a temp dir; the study must succeed.
+fn quick_on_qemu(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join(name);
+    let output = study(&[name, "--quick", "--platform", "qemu"], None, &out);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (temp, out)
+}
+
+/// report.md of a study, which must mention every needle.
+fn report_mentioning(dir: &Path, needles: &[&str]) -> String {
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for needle in needles {
+        assert!(
+            report.contains(needle),
+            "report.md lacks {needle}:\n{report}"
+        );
+    }
+    report
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Rows of a CSV as maps from column to text.
+fn csv_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    reader
+        .records()
+        .map(|record| {
+            header
+                .iter()
+                .cloned()
+                .zip(record.unwrap().iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+fn number(row: &std::collections::BTreeMap<String, String>, column: &str) -> Option<f64> {
+    row.get(column).and_then(|text| text.parse().ok())
+}
+
+/// The report's structure and sanity, for any load sweep: every file named in study.json
+/// exists, success rates lie in [0, 1], and within each function and arrival the achieved rate
+/// never falls while the point before kept up (up to saturation). Returns the points.csv rows.
+fn check_load_study(dir: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let report = report_mentioning(
+        dir,
+        &[
+            "## Method",
+            "Warm-up",
+            "Arrivals",
+            "Clock",
+            "bootstrap",
+            "Slowdown",
+        ],
+    );
+    let record = json(&dir.join("study.json"));
+    assert_eq!(record["study"], "load-sweep");
+    for file in record["files"].as_array().unwrap() {
+        let file = file.as_str().unwrap();
+        assert!(dir.join(file).is_file(), "{file} is listed but missing");
+        if let Some(stem) = file.strip_suffix(".png") {
+            assert!(
+                report.contains(&format!("({stem}.png)")),
+                "{file} not in report.md"
+            );
+            let bytes = std::fs::read(dir.join(file)).unwrap();
+            assert_eq!(&bytes[1..4], b"PNG");
+        }
+    }
+    let rows = csv_rows(&dir.join("points.csv"));
+    assert!(!rows.is_empty());
+    for row in &rows {
+        let success = number(row, "success_rate").unwrap();
+        assert!((0.0..=1.0).contains(&success), "{row:?}");
+    }
+    let mut groups: std::collections::BTreeMap<(String, String), Vec<_>> = Default::default();
+    for row in &rows {
+        // A run whose guest clock was miscalibrated is listed but not compared.
+        if row["clock_ok"] == "true" {
+            let key = (row["workload"].clone(), row["arrival"].clone());
+            groups.entry(key).or_default().push(row);
+        }
+    }
+    for ((workload, arrival), mut points) in groups {
+        points.sort_by(|a, b| {
+            number(a, "target_rps")
+                .partial_cmp(&number(b, "target_rps"))
+                .unwrap()
+        });
+        for pair in points.windows(2) {
+            let (before, after) = (pair[0], pair[1]);
+            let target = number(before, "target_rps").unwrap();
+            let Some(achieved) = number(before, "achieved_rps") else {
+                continue;
+            };
+            let kept_up = achieved >= 0.9 * target && number(before, "success_rate") == Some(1.0);
+            if !kept_up {
+                break;
+            }
+            let next = number(after, "achieved_rps").unwrap_or(0.0);
+            assert!(
+                next >= achieved * 0.95,
+                "{workload} {arrival}: achieved {next} RPS at target {} after {achieved} at {target}",
+                after["target_rps"]
+            );
+        }
+    }
+    rows
+}
+
+/// A single server with a fixed service time, fed at `rps` (uniform, or Poisson from a fixed
+/// LCG): each request's send offset and latency in ms.
+fn queue(rps: f64, poisson: bool, service_ms: f64, count: usize) -> Vec<(f64, f64)> {
+    let mut state: u64 = 12345;
+    let mut send: f64 = 0.0;
+    let mut free_at: f64 = 0.0;
+    (0..count)
+        .map(|_| {
+            let start = send.max(free_at);
+            free_at = start + service_ms;
+            let request = (send, free_at - send);
+            let gap = if poisson {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let uniform = (state >> 11) as f64 / (1u64 << 53) as f64;
+                -(1000.0 / rps) * (1.0 - uniform).ln()
+            } else {
+                1000.0 / rps
+            };
+            send += gap;
+            request
+        })
+        .collect()
+}
+
+fn results_csv(requests: &[(f64, f64)], failed_every: Option<usize>) -> String {
+    let mut text = String::from("index,phase,send_offset_ns,latency_ns,ok,error,response_bytes\n");
+    text.push_str("0,warmup,0,999000000,true,,20\n");
+    for (index, (send, latency)) in requests.iter().enumerate() {
+        let failed = failed_every.is_some_and(|every| index % every == every - 1);
+        text.push_str(&format!(
+            "{index},measured,{},{},{},{},20\n",
+            (send * 1e6) as u64,
+            (latency * 1e6) as u64,
+            !failed,
+            if failed { "Unavailable: refused" } else { "" }
+        ));
+    }
+    text
+}
+
+#[test]
+fn load_sweep_report_from_runs_with_a_known_queue() {
+    let temp = tempfile::tempdir().unwrap();
+    let file = write(
+        temp.path(),
+        "sweep.toml",
+        "name = 'load-test'\n[base]\npattern = 'rps'\nworkload = 'spin'\nrequest = '20000'\n\
+         warmup = 1\ninvocations = 200\n[matrix]\narrival = ['uniform', 'poisson']\n\
+         rps = [10, 20, 40, 80]\n",
+    );
+    let out = temp.path().join("study");
+    // Nothing ran yet: the report says so and still has its structure.
+    let output = study(
+        &["load-sweep", "--platform", "qemu", "--report-only"],
+        Some(&file),
+        &out,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let record = json(&out.join("study.json"));
+    let names: Vec<String> = record["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 9, "8 load points and the baseline: {names:?}");
+    assert_eq!(names[0], "baseline_spin-20000");
+    assert!(
+        record["points"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "closed")
+    );
+    assert!(
+        std::fs::read_to_string(out.join("report.md"))
+            .unwrap()
+            .contains("0 of 9 runs ok")
+    );
+
+    // A server with a 20 ms service time: 50 RPS capacity.
+    for name in &names {
+        let dir = out.join("runs").join(name);
+        let (rps, poisson) = if name.starts_with("baseline") {
+            (1.0, false)
+        } else {
+            let rps: f64 = name
+                .split("rps-")
+                .nth(1)
+                .unwrap()
+                .split('_')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            (rps, name.contains("poisson"))
+        };
+        let requests = queue(rps, poisson, 20.0, 200);
+        // One point failed part-way: 150 of 200 recorded, every 10th of those failed.
+        let failing = name.contains("uniform_rps-40");
+        let (requests, failed_every, state) = if failing {
+            (&requests[..150], Some(10), "failed")
+        } else {
+            (&requests[..], None, "ok")
+        };
+        write(
+            &dir,
+            "results/results.csv",
+            &results_csv(requests, failed_every),
+        );
+        write(
+            &dir,
+            "status.json",
+            &format!("{{\"state\":\"{state}\",\"started_unix_s\":1}}"),
+        );
+    }
+    let output = study(
+        &["load-sweep", "--platform", "qemu", "--report-only"],
+        Some(&file),
+        &out,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = check_load_study(&out);
+    assert_eq!(rows.len(), 8);
+    let row = |arrival: &str, rps: &str| {
+        rows.iter()
+            .find(|r| r["arrival"] == arrival && r["target_rps"] == rps)
+            .unwrap()
+    };
+    // Under capacity: every reply, at the offered rate, no queueing for uniform arrivals.
+    let easy = row("uniform", "20");
+    assert_eq!(number(easy, "success_rate"), Some(1.0));
+    assert!((number(easy, "sent_rps").unwrap() - 20.0).abs() < 0.01);
+    assert!((number(easy, "slowdown_p50").unwrap() - 1.0).abs() < 1e-6);
+    // The failed run: 135 ok of 200 planned (15 failed, 50 missing), never dropped.
+    let broken = row("uniform", "40");
+    assert_eq!(broken["ok"], "135");
+    assert_eq!(
+        (broken["errors"].as_str(), broken["missing"].as_str()),
+        ("15", "50")
+    );
+    assert_eq!(number(broken, "success_rate"), Some(0.675));
+    assert_eq!(broken["state"], "failed");
+    // Beyond capacity the server does 50 replies/s and the queue grows.
+    let over = row("uniform", "80");
+    assert!(
+        (number(over, "achieved_rps").unwrap() - 50.0).abs() < 0.5,
+        "{over:?}"
+    );
+    assert!(number(over, "slowdown_p99").unwrap() > 10.0, "{over:?}");
+    // Poisson arrivals queue below capacity where uniform ones do not.
+    assert!(
+        number(row("poisson", "40"), "p99_ms").unwrap()
+            > number(row("uniform", "20"), "p99_ms").unwrap()
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("uniform: sustained up to 20 RPS"),
+        "{report}"
+    );
+    assert!(report.contains("8 of 9 runs ok") && report.contains("`arrival-uniform_rps-40"));
+    let requests = csv_rows(&out.join("requests.csv"));
+    assert_eq!(
+        requests.len(),
+        200 * 8 + 150,
+        "every measured request, warm-up excluded"
+    );
+}
+
+#[test]
+fn study_files_that_cannot_work_are_refused_with_a_hint() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("out");
+    let platform = write(
+        temp.path(),
+        "p.toml",
+        "name = 'x'\n[base]\nworkload = 'spin'\npattern = 'rps'\nplatform = 'qemu'\n[matrix]\nrps = [1, 2]\n",
+    );
+    let output = study(&["load-sweep", "--report-only"], Some(&platform), &out);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("p.toml") && stderr.contains("platform") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    let closed = write(
+        temp.path(),
+        "c.toml",
+        "name = 'x'\n[base]\nworkload = 'spin'\n[matrix]\ninvocations = [1, 2]\n",
+    );
+    let output = study(&["load-sweep", "--report-only"], Some(&closed), &out);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("pattern = \\\"rps\\\"") || stderr.contains("pattern = \"rps\""),
+        "{stderr}"
+    );
+    let output = study(&["rounds-streams", "--report-only"], Some(&closed), &out);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("rounds"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_shipped_study_files_expand() {
+    let temp = tempfile::tempdir().unwrap();
+    for (name, points) in [
+        ("load-sweep", 30),
+        ("rounds-streams", 8),
+        ("syscalls", 1),
+        ("hook-overhead", 1),
+    ] {
+        for quick in [false, true] {
+            let out = temp.path().join(format!("{name}-{quick}"));
+            let mut args = vec![name, "--platform", "qemu", "--report-only"];
+            if quick {
+                args.push("--quick");
+            }
+            let output = study(&args, None, &out);
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let count = json(&out.join("study.json"))["points"]
+                .as_array()
+                .unwrap()
+                .len();
+            if !quick || points == 1 {
+                assert_eq!(count, points, "{name}");
+            } else {
+                assert!(count >= 4 && count < points, "{name} --quick: {count}");
+            }
+        }
+    }
+}
+
+#[test]
+fn quick_load_sweep_on_qemu() {
+    if !e2e() {
+        return;
+    }
+    let (_temp, out) = quick_on_qemu("load-sweep");
+    let rows = check_load_study(&out);
+    assert_eq!(rows.len(), 6);
+    let record = json(&out.join("study.json"));
+    assert!(record["wall_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        rows.iter()
+            .all(|r| number(r, "p50_ms").is_some_and(|v| v > 0.0)),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn quick_rounds_vs_streams_on_qemu() {
+    if !e2e() {
+        return;
+    }
+    let (_temp, out) = quick_on_qemu("rounds-streams");
+    let rows = csv_rows(&out.join("points.csv"));
+    assert_eq!(rows.len(), 4);
+    for row in rows.iter().filter(|r| r["clock_ok"] == "true") {
+        assert_eq!(number(row, "success_rate"), Some(1.0), "{row:?}");
+        assert!(
+            number(row, "achieved_rps").is_some_and(|v| v > 0.0),
+            "{row:?}"
+        );
+        assert!(number(row, "p99_ms") >= number(row, "p50_ms"), "{row:?}");
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("Staged decomposition (not measured)"),
+        "{report}"
+    );
+}
+
+/// The syscall study's rows: every call of every variant that ran, a cost per call, ratios to
+/// bare of 1 for bare itself; variants the guest could not run are named with the reason.
+fn check_syscall_study(dir: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    report_mentioning(
+        dir,
+        &[
+            "## Method",
+            "Batches",
+            "Variants",
+            "OCI container variant: not measured",
+        ],
+    );
+    let rows = csv_rows(&dir.join("syscalls.csv"));
+    let bare: Vec<_> = rows.iter().filter(|r| r["variant"] == "bare").collect();
+    assert_eq!(bare.len(), 8, "{rows:?}");
+    for row in &rows {
+        assert!(
+            number(row, "ns_per_call_median").is_some_and(|v| v > 0.0),
+            "{row:?}"
+        );
+        let low = number(row, "ns_per_call_ci_low").unwrap();
+        let high = number(row, "ns_per_call_ci_high").unwrap();
+        assert!(
+            low <= number(row, "ns_per_call_median").unwrap() && high >= low,
+            "{row:?}"
+        );
+    }
+    for row in bare {
+        assert_eq!(number(row, "ratio_to_bare"), Some(1.0), "{row:?}");
+    }
+    for stem in ["ns_per_call_base", "ratio_base"] {
+        assert!(
+            dir.join(format!("{stem}.png")).is_file() && dir.join(format!("{stem}.svg")).is_file()
+        );
+    }
+    rows
+}
+
+#[test]
+fn syscall_study_files_must_match_the_benchmark() {
+    let temp = tempfile::tempdir().unwrap();
+    let file = write(
+        temp.path(),
+        "s.toml",
+        "name = 's'\n[base]\nworkload = 'spin'\nbench = '/sbin/simctl-syscalls --batches 4'\n\
+         invocations = 10\n",
+    );
+    let output = study(
+        &["syscalls", "--report-only"],
+        Some(&file),
+        &temp.path().join("o"),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("invocations = 96"), "{stderr}");
+}
+
+#[test]
+fn quick_syscall_study_on_qemu() {
+    if !e2e() {
+        return;
+    }
+    let (_temp, out) = quick_on_qemu("syscalls");
+    let rows = check_syscall_study(&out);
+    // The tracer stops every system call twice: ptrace costs more than bare.
+    let cost = |variant: &str, call: &str| {
+        rows.iter()
+            .find(|r| r["variant"] == variant && r["syscall"] == call)
+            .and_then(|r| number(r, "ns_per_call_median"))
+            .unwrap()
+    };
+    assert!(
+        cost("ptrace", "getpid") > 2.0 * cost("bare", "getpid"),
+        "{rows:?}"
+    );
+    // The guest kernel has no seccomp (CONFIG_SECCOMP is off): the report must say so.
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        rows.iter().any(|r| r["variant"] == "seccomp") || report.contains("`seccomp` in `base`"),
+        "{report}"
+    );
+}
+
+#[test]
+fn hook_study_files_need_thirty_interleaved_repetitions() {
+    let temp = tempfile::tempdir().unwrap();
+    for (reps, invocations, expected) in [(10, 20, "at least 30"), (30, 30, "invocations = 60")] {
+        let file = write(
+            temp.path(),
+            "h.toml",
+            &format!(
+                "name = 'h'\n[base]\nworkload = 'spin'\n\
+                 bench = '/sbin/simctl-hookbench --reps {reps}'\ninvocations = {invocations}\n"
+            ),
+        );
+        let output = study(
+            &["hook-overhead", "--report-only"],
+            Some(&file),
+            &temp.path().join("o"),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(expected),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn quick_hook_overhead_on_qemu() {
+    if !e2e() {
+        return;
+    }
+    let (_temp, out) = quick_on_qemu("hook-overhead");
+    let loops = csv_rows(&out.join("loops.csv"));
+    assert_eq!(loops.len(), 60);
+    for row in &loops {
+        let expected = if row["variant"] == "hooked" {
+            "5000"
+        } else {
+            "0"
+        };
+        assert_eq!(
+            row["hooked_calls"], expected,
+            "the hook saw exactly the hooked reads: {row:?}"
+        );
+    }
+    let record = json(&out.join("study.json"));
+    // Whole-loop medians drown in the noise of a busy host; the fastest windows do not.
+    let overhead = &record["summary"]["overheads"][0]["overhead_ns_per_call_fastest_window"];
+    assert!(overhead["estimate"].as_f64().unwrap() > 0.0, "{overhead}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("overhead per hooked call, ns") && report.contains("bypasses libc"));
+}
+
+#[test]
+#[ignore = "needs gem5 (SIMCTL_GEM5): six gem5 runs with the O3 CPU"]
+fn lukewarm_warm_half_on_gem5() {
+    let temp = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("studies/lukewarm.toml");
+    let out = temp.path().join("lukewarm");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_simctl"))
+        .args(["sweep", "--jobs", "2", "--out"])
+        .arg(&out)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = json(&out.join("sweep.json"));
+    let points = summary["points"].as_array().unwrap();
+    assert_eq!(points.len(), 6);
+    for point in points {
+        let stats = out
+            .join(point["name"].as_str().unwrap())
+            .join("m5out/stats.txt");
+        let text = std::fs::read_to_string(&stats).unwrap();
+        // One dump per measured invocation.
+        assert_eq!(
+            text.matches("Begin Simulation Statistics").count(),
+            20,
+            "{}",
+            stats.display()
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs gem5: a gem5 sweep is checked against the gem5 binary; run with SIMCTL_GEM5=... cargo test -- --ignored"]
+fn the_lukewarm_warm_half_is_a_valid_sweep() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("studies/lukewarm.toml");
+    let output = simctl(&["sweep", "--dry-run"], &[&file]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.lines().count(), 6, "{stdout}");
+    assert!(stdout.contains("--system skylake-like") && stdout.contains("--workload auth-go"));
+}
