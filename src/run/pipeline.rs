@@ -218,7 +218,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         }
         (PlatformKind::Gem5, None) => Err(anyhow::anyhow!("gem5 platform without a gem5 binary")),
     };
-    let report = super::report::write_run_report(&dir, args.invocations, tracker.phases());
+    let report = super::report::write_run_report(&dir);
     let outcome = outcome.and(report);
     tracker.finish(&outcome)?;
     outcome.with_context(|| {
