@@ -296,6 +296,27 @@ pub fn fit_to_terminal(table: &mut Table) {
     }
 }
 
+/// `text` broken at spaces into lines of at most `width` characters (a word longer than that
+/// keeps its own line).
+fn wrap(text: &str, width: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines.join("\n")
+}
+
+/// A note under a table, wrapped to the terminal's width (100 columns when unknown).
+fn note(text: &str) -> String {
+    wrap(text, terminal_width().map_or(100, usize::from)) + "\n"
+}
+
 fn rendered_width(table: &Table) -> usize {
     table
         .lines()
@@ -351,7 +372,7 @@ fn terminal_table(rows: &[Row]) -> (Table, Option<String>) {
             .collect();
         if key.len() < filled.len() {
             note = Some(format!(
-                "{} more column(s) ({}) did not fit: --format csv or --format json shows all",
+                "{} more column(s) did not fit ({}); --format csv or json shows every column",
                 filled.len() - key.len(),
                 filled
                     .iter()
@@ -375,8 +396,8 @@ pub fn render(rows: &[Row], format: Format) -> Result<String> {
         Format::Table => {
             let (table, note) = terminal_table(rows);
             let mut text = table.to_string() + "\n";
-            if let Some(note) = note {
-                text += &format!("{note}\n");
+            if let Some(text_of_note) = note {
+                text += &self::note(&text_of_note);
             }
             text
         }
@@ -751,9 +772,12 @@ pub fn run(args: ReportArgs) -> Result<()> {
             .iter()
             .any(|row| row.metrics.columns().iter().any(|(_, v)| v.is_some()));
         if !has_metrics && !runs.is_empty() {
-            println!(
-                "\nIPC, cache and branch MPKI need gem5 stats: `simctl build-gem5`, then run again \
-                 (gem5 is then the default platform)."
+            print!(
+                "\n{}",
+                note(
+                    "IPC, cache and branch MPKI need gem5 stats: `simctl build-gem5`, then run \
+                     again (gem5 is then the default platform)."
+                )
             );
         }
         if !runs.is_empty() {
@@ -778,6 +802,12 @@ mod tests {
             assert!(title != metric || metric == "cycles", "{metric}: {title}");
         }
         assert_eq!(metric_axis("l1d_mpki"), "L1D misses per 1000 instructions");
+    }
+
+    #[test]
+    fn notes_wrap_at_spaces() {
+        assert_eq!(wrap("aa bb cc dd", 5), "aa bb\ncc dd");
+        assert_eq!(wrap("averylongword x", 5), "averylongword\nx");
     }
 
     #[test]
