@@ -28,7 +28,7 @@ use crate::process::{Command, LogTail, Watch, find_program};
 use crate::project::Project;
 
 const ROOTFS_RECIPE: u32 = 1;
-const IMAGE_RECIPE: u32 = 1;
+const IMAGE_RECIPE: u32 = 2;
 const PARTITION_OFFSET: u64 = 1024 * 1024;
 pub const DEFAULT_SPEC: &str = "debian-bookworm.toml";
 
@@ -310,7 +310,16 @@ fn remove_tree(root: &Path) -> Result<()> {
     std::fs::remove_dir_all(root).with_context(|| format!("cannot remove {}", root.display()))
 }
 
-fn write_file(root: &Path, path: &str, contents: &str, mode: u32) -> Result<()> {
+/// Paths simctl wrote into the unpacked tree (they belong to root in the image).
+type Written = Vec<PathBuf>;
+
+fn write_file(
+    root: &Path,
+    path: &str,
+    contents: &str,
+    mode: u32,
+    written: &mut Written,
+) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let target = root.join(path.trim_start_matches('/'));
     if let Some(parent) = target.parent() {
@@ -318,13 +327,57 @@ fn write_file(root: &Path, path: &str, contents: &str, mode: u32) -> Result<()> 
     }
     std::fs::write(&target, contents)?;
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))?;
+    written.push(target);
+    Ok(())
+}
+
+/// Gives what simctl wrote to root, with the modes it has on disk, through the fakeroot
+/// session: a change made outside the session is invisible to it (an existing file keeps the
+/// mode tar gave it, and a new file may reuse the inode number of one tar replaced, with that
+/// file's recorded owner and mode).
+fn claim_for_root(state: &Path, written: &[PathBuf], log: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // Chunks keep every command line far below the kernel's argument limit.
+    const CHUNK: usize = 256;
+    for chunk in written.chunks(CHUNK) {
+        under_fakeroot(state)
+            .args(["chown", "-h", "0:0", "--"])
+            .args(chunk)
+            .run_logged(log, None)?;
+    }
+    let mut by_mode: std::collections::BTreeMap<u32, Vec<&PathBuf>> = Default::default();
+    for path in written {
+        let metadata = std::fs::symlink_metadata(path)?;
+        if !metadata.file_type().is_symlink() {
+            by_mode
+                .entry(metadata.permissions().mode() & 0o7777)
+                .or_default()
+                .push(path);
+        }
+    }
+    for (mode, paths) in by_mode {
+        for chunk in paths.chunks(CHUNK) {
+            under_fakeroot(state)
+                .arg("chmod")
+                .arg(format!("{mode:04o}"))
+                .arg("--")
+                .args(chunk.iter().copied())
+                .run_logged(log, None)?;
+        }
+    }
     Ok(())
 }
 
 /// Hostname, fstab, a password-less root and (for systemd) the unit that runs the agent.
-fn boot_config(root: &Path, init: Init) -> Result<()> {
-    write_file(root, "/etc/hostname", "simctl\n", 0o644)?;
-    write_file(root, "/etc/fstab", "/dev/sda1 / ext4 defaults 0 1\n", 0o644)?;
+fn boot_config(root: &Path, init: Init, written: &mut Written) -> Result<()> {
+    write_file(root, "/etc/hostname", "simctl\n", 0o644, written)?;
+    write_file(
+        root,
+        "/etc/fstab",
+        "/dev/sda1 / ext4 defaults 0 1\n",
+        0o644,
+        written,
+    )?;
     let shadow = root.join("etc/shadow");
     if let Ok(text) = std::fs::read_to_string(&shadow) {
         let text: String = text
@@ -347,23 +400,31 @@ fn boot_config(root: &Path, init: Init) -> Result<()> {
              ExecStart=/sbin/simctl-init --service\nExecStopPost=/usr/bin/systemctl --no-block poweroff\n\
              StandardOutput=tty\nTTYPath=/dev/ttyS0\n\n[Install]\nWantedBy=multi-user.target\n",
             0o644,
+            written,
         )?;
         let wants = root.join("etc/systemd/system/multi-user.target.wants");
-        std::fs::create_dir_all(&wants)?;
+        if !wants.is_dir() {
+            std::fs::create_dir_all(&wants)?;
+            written.push(wants.clone());
+        }
         let link = wants.join("simctl.service");
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink("/etc/systemd/system/simctl.service", link)?;
+        std::os::unix::fs::symlink("/etc/systemd/system/simctl.service", &link)?;
+        written.push(link);
     }
     Ok(())
 }
 
-fn copy_tree(source: &Path, dest: &Path) -> Result<()> {
+fn copy_tree(source: &Path, dest: &Path, written: &mut Written) -> Result<()> {
     for entry in walkdir::WalkDir::new(source) {
         let entry = entry?;
         let relative = entry.path().strip_prefix(source)?;
         let target = dest.join(relative);
         if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target)?;
+            if !target.is_dir() {
+                std::fs::create_dir_all(&target)?;
+                written.push(target);
+            }
         } else {
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent)?;
@@ -371,6 +432,7 @@ fn copy_tree(source: &Path, dest: &Path) -> Result<()> {
             std::fs::copy(entry.path(), &target).with_context(|| {
                 format!("cannot copy {} into the image", entry.path().display())
             })?;
+            written.push(target);
         }
     }
     Ok(())
@@ -445,13 +507,16 @@ pub fn build_image(project: &Project, request: &ImageRequest) -> Result<ImageArt
             .context("unpacking the root file system failed; hint: apt-get install fakeroot")?;
         stage.inc(1);
         stage.message("adding guest tools, workloads and boot configuration");
+        let mut written = Written::new();
         for overlay in &request.overlays {
             copy_tree(
                 &overlay.source,
                 &root.join(overlay.target.strip_prefix("/").unwrap_or(&overlay.target)),
+                &mut written,
             )?;
         }
-        boot_config(&root, spec.init)?;
+        boot_config(&root, spec.init, &mut written)?;
+        claim_for_root(&state, &written, &log)?;
         let manifest = Manifest {
             spec: &spec,
             rootfs_key: rootfs_key.hex(),
@@ -489,7 +554,7 @@ pub fn build_image(project: &Project, request: &ImageRequest) -> Result<ImageArt
         stage.inc(1);
         remove_tree(&root)?;
         std::fs::remove_file(&state)?;
-        stage.finish(&format!("{} built", disk.display()));
+        stage.finish(&format!("disk image of {} built", spec.size));
         Ok(())
     })?;
     Ok(ImageArtifact {

@@ -196,12 +196,14 @@ fn run_blocks(needs: Needs) -> (tempfile::TempDir, PathBuf) {
             .env("PATH", &path)
             .env("CARGO_INSTALL_ROOT", &install_root)
             .env("CARGO_TARGET_DIR", &target)
+            // Straight to the test's stderr, past the harness's capture: CI's log shows each
+            // stage of the fresh-machine path with its time as it happens.
+            .stderr(std::process::Stdio::inherit())
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             output.status.success(),
-            "README.md:{} failed:\n{}\n--- stdout\n{}\n--- stderr\n{stderr}",
+            "README.md:{} failed (its stderr is above):\n{}\n--- stdout\n{}",
             block.line,
             block.script,
             String::from_utf8_lossy(&output.stdout)
