@@ -198,6 +198,15 @@ fn inputs(paths: &[PathBuf]) -> Result<Vec<Input>> {
     Ok(inputs)
 }
 
+/// The run a stats path belongs to (`RUN/m5out` or `RUN/m5out/stats.txt`), if any.
+fn enclosing_run(path: &Path) -> Option<RunView> {
+    path.ancestors()
+        .skip(1)
+        .take(2)
+        .find(|dir| RunView::is_run(dir))
+        .and_then(|dir| RunView::load(dir).ok())
+}
+
 /// Names of the inputs in tables and legends: runs by workload/platform/system, with the
 /// directory name added where two runs would otherwise share a name; stats by path.
 fn labels(inputs: &[Input]) -> Vec<String> {
@@ -205,7 +214,9 @@ fn labels(inputs: &[Input]) -> Vec<String> {
         .iter()
         .map(|input| match input {
             Input::Run(view) => view.label(),
-            Input::Stats(path) => path.display().to_string(),
+            Input::Stats(path) => {
+                enclosing_run(path).map_or_else(|| path.display().to_string(), |view| view.label())
+            }
         })
         .collect();
     names
@@ -509,6 +520,12 @@ struct Panel {
     title: String,
     x_desc: String,
     y_desc: String,
+    /// x values are counts (invocations, dumps): labels without decimals.
+    x_counts: bool,
+    /// Decimals of the y labels.
+    y_decimals: usize,
+    /// Where the legend covers the least of the lines.
+    legend: plotters::chart::SeriesLabelPosition,
     series: Vec<(String, Vec<(f64, f64)>)>,
 }
 
@@ -525,12 +542,18 @@ fn panels(runs: &[(&RunView, &str)], rows: &[Row], metric: &str) -> Vec<Panel> {
         title: "latency per measured invocation".into(),
         x_desc: "measured invocation".into(),
         y_desc: "latency (µs)".into(),
+        x_counts: true,
+        y_decimals: 0,
+        legend: plotters::chart::SeriesLabelPosition::UpperRight,
         series: Vec::new(),
     };
     let mut cdf = Panel {
         title: "latency CDF".into(),
         x_desc: "latency (µs)".into(),
         y_desc: "fraction of invocations ≤ latency".into(),
+        x_counts: false,
+        y_decimals: 1,
+        legend: plotters::chart::SeriesLabelPosition::LowerRight,
         series: Vec::new(),
     };
     for (view, label) in runs {
@@ -557,6 +580,9 @@ fn panels(runs: &[(&RunView, &str)], rows: &[Row], metric: &str) -> Vec<Panel> {
         title: format!("{metric} per stats dump"),
         x_desc: "stats dump (one per measured invocation in a run)".into(),
         y_desc: metric_axis(metric),
+        x_counts: true,
+        y_decimals: 3,
+        legend: plotters::chart::SeriesLabelPosition::UpperRight,
         series: Vec::new(),
     };
     for row in rows {
@@ -614,8 +640,18 @@ fn plot_svg(panels: &[Panel]) -> Result<String> {
                 .y_label_area_size(80)
                 .build_cartesian_2d(x_low..x_high, y_low..y_high)
                 .map_err(|e| plot_error(&e))?;
+            let x_label = |x: &f64| {
+                if panel.x_counts {
+                    format!("{x:.0}")
+                } else {
+                    format!("{x}")
+                }
+            };
+            let y_label = |y: &f64| format!("{y:.*}", panel.y_decimals);
             chart
                 .configure_mesh()
+                .x_label_formatter(&x_label)
+                .y_label_formatter(&y_label)
                 .x_desc(panel.x_desc.as_str())
                 .y_desc(panel.y_desc.as_str())
                 .axis_desc_style(("sans-serif", 16))
@@ -642,7 +678,7 @@ fn plot_svg(panels: &[Panel]) -> Result<String> {
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(panel.legend.clone())
                 .label_font(("sans-serif", 15))
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
@@ -713,6 +749,15 @@ fn plot(panels: &[Panel], format: PlotFormat, path: &Path) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
+/// Prints to stdout; a reader that stops reading (`| head`) is not an error.
+fn print_all(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
+}
+
 pub fn run(args: ReportArgs) -> Result<()> {
     // Everything that can be checked without reading the inputs is, before anything is printed.
     let plot_format = args.plot.as_deref().map(plot_format).transpose()?;
@@ -766,13 +811,13 @@ pub fn run(args: ReportArgs) -> Result<()> {
         }
         None => Vec::new(),
     };
-    print!("{}", render(&rows, args.format)?);
+    let mut out = render(&rows, args.format)?;
     if matches!(args.format, Format::Table | Format::Markdown) {
         let has_metrics = rows
             .iter()
             .any(|row| row.metrics.columns().iter().any(|(_, v)| v.is_some()));
         if !has_metrics && !runs.is_empty() {
-            print!(
+            out += &format!(
                 "\n{}",
                 note(
                     "IPC, cache and branch MPKI need gem5 stats: `simctl build-gem5`, then run \
@@ -781,9 +826,13 @@ pub fn run(args: ReportArgs) -> Result<()> {
             );
         }
         if !runs.is_empty() {
-            println!("\n{}", run_summary(&runs, args.format == Format::Markdown));
+            out += &format!(
+                "\n{}\n",
+                run_summary(&runs, args.format == Format::Markdown)
+            );
         }
     }
+    print_all(&out)?;
     if let (Some(path), Some(format)) = (&args.plot, plot_format) {
         plot(&panels, format, path)?;
         eprintln!("plot: {}", path.display());
