@@ -196,6 +196,10 @@ fn run_blocks(needs: Needs) -> (tempfile::TempDir, PathBuf) {
             .env("PATH", &path)
             .env("CARGO_INSTALL_ROOT", &install_root)
             .env("CARGO_TARGET_DIR", &target)
+            // The crates are in cargo's cache already (this test was built from them). Online,
+            // `cargo install` first updates the registry index, which waits for an exclusive
+            // lock that every other cargo process on the machine holds shared while it builds.
+            .env("CARGO_NET_OFFLINE", "true")
             // Straight to the test's stderr, past the harness's capture: CI's log shows each
             // stage of the fresh-machine path with its time as it happens.
             .stderr(std::process::Stdio::inherit())
