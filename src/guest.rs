@@ -45,6 +45,9 @@ pub fn build_guest_binaries(project: &Project) -> Result<GuestBinaries> {
             log.display()
         ),
     );
+    // The log is appended to by every build: count only what this one adds.
+    let mut tail = LogTail::new();
+    tail.new_lines(&log)?;
     let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([
             "build",
@@ -63,7 +66,6 @@ pub fn build_guest_binaries(project: &Project) -> Result<GuestBinaries> {
         .spawn_logged(&log)?;
     // cargo says `Compiling <crate>` per crate it builds: the count and the latest crate show
     // that the ~1.5 min of a cold build is moving.
-    let mut tail = LogTail::new();
     let mut compiled = 0;
     child
         .wait(None, |path| {
