@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::process::Command;
+use crate::process::{Command, LogTail, Watch};
 use crate::project::Project;
 
 pub const BINARIES: [&str; 5] = [
@@ -53,7 +53,18 @@ pub fn build_guest_binaries(project: &Project) -> Result<GuestBinaries> {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let stage = crate::progress::Stage::spinner(
+        "guest tools",
+        &format!(
+            "cargo build of static {} (log: {})",
+            BINARIES.join(", "),
+            log.display()
+        ),
+    );
+    // The log is appended to by every build: count only what this one adds.
+    let mut tail = LogTail::new();
+    tail.new_lines(&log)?;
+    let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([
             "build",
             "--profile",
@@ -68,21 +79,46 @@ pub fn build_guest_binaries(project: &Project) -> Result<GuestBinaries> {
         .arg(root.join("Cargo.toml"))
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env("CARGO_TARGET_DIR", &target_dir)
-        .run_logged(&log, None)
+        .spawn_logged(&log)?;
+    // cargo says `Compiling <crate>` per crate it builds: the count and the latest crate show
+    // that the ~1.5 min of a cold build is moving.
+    let mut compiled = 0;
+    child
+        .wait(None, |path| {
+            for line in tail.new_lines(path)? {
+                if let Some(krate) = line.trim_start().strip_prefix("Compiling ") {
+                    compiled += 1;
+                    stage.message(format!("{compiled} crates compiled, now {krate}"));
+                }
+            }
+            Ok(Watch::Continue)
+        })?
+        .check()
         .context(
             "building the guest binaries failed; hint: apt-get install protobuf-compiler libc6-dev",
         )?;
-    let dir = target_dir.join(TARGET).join("guest");
-    for name in BINARIES {
-        let path = dir.join(name);
-        if has_interpreter(&path)? {
-            bail!(
-                "{} is dynamically linked (it has an ELF interpreter); the guest needs static binaries",
-                path.display()
-            );
+    stage.finish(&match compiled {
+        0 => "up to date".to_string(),
+        n => format!("built ({n} crates compiled)"),
+    });
+    GuestBinaries::checked(target_dir.join(TARGET).join("guest"))
+}
+
+impl GuestBinaries {
+    /// The binaries in `dir` (built here or by `simctl build-guest` elsewhere), each checked to
+    /// exist and to be static.
+    pub fn checked(dir: PathBuf) -> Result<GuestBinaries> {
+        for name in BINARIES {
+            let path = dir.join(name);
+            if has_interpreter(&path)? {
+                bail!(
+                    "{} is dynamically linked (it has an ELF interpreter); the guest needs static binaries",
+                    path.display()
+                );
+            }
         }
+        Ok(GuestBinaries { dir })
     }
-    Ok(GuestBinaries { dir })
 }
 
 /// The C sources of the hook tools.

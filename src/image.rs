@@ -1,14 +1,20 @@
 //! `simctl build-image`: a raw disk image (MBR, one ext4 partition at 1 MiB) that gem5 and
-//! QEMU boot with `root=/dev/sda1`, built without a VM and without loop mounts.
+//! QEMU boot with `root=/dev/sda1`, built without a VM, without loop mounts and without root.
 //!
 //! Steps: mmdebstrap makes the root file system as a tarball (cached under a key of the spec:
-//! the slow, network-bound step); the tarball is unpacked into a staging tree, the overlays
-//! (static guest binaries, workloads' install trees) and the boot configuration are added;
-//! sfdisk writes the partition table and `mke2fs -d ... -E offset=` fills the partition from the
-//! tree. So when only the guest binaries or a workload change, the image is rebuilt in seconds.
+//! the slow, network-bound step; `--mode=unshare` for an ordinary user, which needs newuidmap
+//! and subordinate ids: `scripts/setup-host` sets both up); the tarball is unpacked into a
+//! staging tree, the overlays (static guest binaries, workloads' install trees) and the boot
+//! configuration are added; sfdisk writes the partition table and `mke2fs -d ... -E offset=`
+//! fills the partition from the tree. So when only the guest binaries or a workload change, the
+//! image is rebuilt in seconds.
 //!
-//! Unpacking the tarball with its owners needs root (or fakeroot); mmdebstrap itself runs
-//! rootless in its unshare mode.
+//! Owners without root: the tarball is unpacked and the file system made under one fakeroot
+//! session (`-s`/`-i` state file), so tar's chown and mknod are recorded instead of done and
+//! mke2fs reads them back; files simctl adds in between (overlays, boot config) belong to the
+//! invoking user, which fakeroot reports as root, their owner in the image. (e2fsprogs 1.47.0,
+//! Debian 12's, cannot read a tarball with `-d`; that came in 1.47.1.) Root takes the same path,
+//! so there is one way images are made.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,11 +24,11 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheKey, hash_tree};
-use crate::process::Command;
+use crate::process::{Command, LogTail, Watch, find_program};
 use crate::project::Project;
 
 const ROOTFS_RECIPE: u32 = 1;
-const IMAGE_RECIPE: u32 = 1;
+const IMAGE_RECIPE: u32 = 2;
 const PARTITION_OFFSET: u64 = 1024 * 1024;
 pub const DEFAULT_SPEC: &str = "debian-bookworm.toml";
 
@@ -38,6 +44,10 @@ pub struct BuildImageArgs {
     /// Workloads to install (repeatable).
     #[arg(long = "workload")]
     pub workloads: Vec<String>,
+    /// Use these static guest binaries (the directory `simctl build-guest` prints) instead of
+    /// building them here: for an account or machine without a Rust toolchain.
+    #[arg(long, value_name = "DIR")]
+    pub guest_dir: Option<PathBuf>,
 }
 
 /// How the guest boots.
@@ -192,13 +202,28 @@ fn build_rootfs(
     if let Some(keyring) = &spec.keyring {
         key = key.file("keyring", keyring)?;
     }
+    let root = rustix::process::geteuid().is_root();
     if project.store().lookup("rootfs", &key).is_none() {
         preflight(spec, spec_path)?;
+        if !root {
+            unshare_preflight()?;
+        }
     }
     let artifact = project.store().get_or_build("rootfs", &key, |staging| {
+        let log = staging.join("mmdebstrap.log");
+        let stage = crate::progress::Stage::spinner(
+            "root file system",
+            &format!(
+                "mmdebstrap {} {} with {} extra packages (log: {})",
+                spec.distribution,
+                spec.suite,
+                packages.len(),
+                log.display()
+            ),
+        );
         let mut command = Command::new("mmdebstrap")
             .arg(format!("--variant={}", spec.variant))
-            .arg(if rustix::process::geteuid().is_root() {
+            .arg(if root {
                 "--mode=root"
             } else {
                 "--mode=unshare"
@@ -209,20 +234,95 @@ fn build_rootfs(
         if let Some(keyring) = &spec.keyring {
             command = command.arg(format!("--keyring={}", keyring.display()));
         }
-        command
+        let mut child = command
             .arg(&spec.suite)
             .arg(staging.join("rootfs.tar"))
             .arg(&spec.mirror)
-            .run_logged(
-                &staging.join("mmdebstrap.log"),
-                Some(Duration::from_secs(1800)),
-            )
-            .context("mmdebstrap failed; hint: apt-get install mmdebstrap, and check the mirror")
+            .spawn_logged(&log)?;
+        // mmdebstrap logs its steps as `I: ...` lines (downloading, extracting, installing).
+        let mut tail = LogTail::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(1800);
+        child
+            .wait(Some(deadline), |path| {
+                if let Some(step) = tail
+                    .new_lines(path)?
+                    .iter()
+                    .rev()
+                    .find_map(|line| line.strip_prefix("I: "))
+                {
+                    stage.message(step.to_string());
+                }
+                Ok(Watch::Continue)
+            })?
+            .check()
+            .context("mmdebstrap failed; hint: apt-get install mmdebstrap, and check the mirror")?;
+        stage.finish("made");
+        Ok(())
     })?;
     Ok((artifact.path.join("rootfs.tar"), key))
 }
 
-fn write_file(root: &Path, path: &str, contents: &str, mode: u32) -> Result<()> {
+/// mmdebstrap's unshare mode maps the image's owners into the user's subordinate ids through
+/// newuidmap: say what is missing before minutes of downloads, not after.
+fn unshare_preflight() -> Result<()> {
+    let hint = "hint: run `scripts/setup-host` once as root (or with sudo): it installs uidmap and \
+                gives your user subordinate ids";
+    if find_program("newuidmap").is_none() {
+        bail!(
+            "building the root file system without root needs newuidmap (package uidmap); {hint}"
+        );
+    }
+    let user = rustix::process::getuid().as_raw().to_string();
+    let name = std::env::var("USER").unwrap_or_default();
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let listed = text.lines().any(|line| {
+            line.split(':')
+                .next()
+                .is_some_and(|owner| owner == user || (!name.is_empty() && owner == name))
+        });
+        if !listed {
+            bail!(
+                "building the root file system without root needs subordinate ids for your user \
+                 in {file}; {hint}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `fakeroot` in the session whose state lives in `state` (created on first use), ready for the
+/// program and its arguments.
+fn under_fakeroot(state: &Path) -> Command {
+    let mut command = Command::new("fakeroot");
+    if state.exists() {
+        command = command.arg("-i").arg(state);
+    }
+    command.arg("-s").arg(state).arg("--")
+}
+
+/// Removes an unpacked tree the invoking user owns, including directories whose modes deny
+/// writing (`/proc` and `/sys` are 0555 in a root file system).
+fn remove_tree(root: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in walkdir::WalkDir::new(root).into_iter().flatten() {
+        if entry.file_type().is_dir() {
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    std::fs::remove_dir_all(root).with_context(|| format!("cannot remove {}", root.display()))
+}
+
+/// Paths simctl wrote into the unpacked tree (they belong to root in the image).
+type Written = Vec<PathBuf>;
+
+fn write_file(
+    root: &Path,
+    path: &str,
+    contents: &str,
+    mode: u32,
+    written: &mut Written,
+) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let target = root.join(path.trim_start_matches('/'));
     if let Some(parent) = target.parent() {
@@ -230,13 +330,57 @@ fn write_file(root: &Path, path: &str, contents: &str, mode: u32) -> Result<()> 
     }
     std::fs::write(&target, contents)?;
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))?;
+    written.push(target);
+    Ok(())
+}
+
+/// Gives what simctl wrote to root, with the modes it has on disk, through the fakeroot
+/// session: a change made outside the session is invisible to it (an existing file keeps the
+/// mode tar gave it, and a new file may reuse the inode number of one tar replaced, with that
+/// file's recorded owner and mode).
+fn claim_for_root(state: &Path, written: &[PathBuf], log: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // Chunks keep every command line far below the kernel's argument limit.
+    const CHUNK: usize = 256;
+    for chunk in written.chunks(CHUNK) {
+        under_fakeroot(state)
+            .args(["chown", "-h", "0:0", "--"])
+            .args(chunk)
+            .run_logged(log, None)?;
+    }
+    let mut by_mode: std::collections::BTreeMap<u32, Vec<&PathBuf>> = Default::default();
+    for path in written {
+        let metadata = std::fs::symlink_metadata(path)?;
+        if !metadata.file_type().is_symlink() {
+            by_mode
+                .entry(metadata.permissions().mode() & 0o7777)
+                .or_default()
+                .push(path);
+        }
+    }
+    for (mode, paths) in by_mode {
+        for chunk in paths.chunks(CHUNK) {
+            under_fakeroot(state)
+                .arg("chmod")
+                .arg(format!("{mode:04o}"))
+                .arg("--")
+                .args(chunk.iter().copied())
+                .run_logged(log, None)?;
+        }
+    }
     Ok(())
 }
 
 /// Hostname, fstab, a password-less root and (for systemd) the unit that runs the agent.
-fn boot_config(root: &Path, init: Init) -> Result<()> {
-    write_file(root, "/etc/hostname", "simctl\n", 0o644)?;
-    write_file(root, "/etc/fstab", "/dev/sda1 / ext4 defaults 0 1\n", 0o644)?;
+fn boot_config(root: &Path, init: Init, written: &mut Written) -> Result<()> {
+    write_file(root, "/etc/hostname", "simctl\n", 0o644, written)?;
+    write_file(
+        root,
+        "/etc/fstab",
+        "/dev/sda1 / ext4 defaults 0 1\n",
+        0o644,
+        written,
+    )?;
     let shadow = root.join("etc/shadow");
     if let Ok(text) = std::fs::read_to_string(&shadow) {
         let text: String = text
@@ -259,23 +403,31 @@ fn boot_config(root: &Path, init: Init) -> Result<()> {
              ExecStart=/sbin/simctl-init --service\nExecStopPost=/usr/bin/systemctl --no-block poweroff\n\
              StandardOutput=tty\nTTYPath=/dev/ttyS0\n\n[Install]\nWantedBy=multi-user.target\n",
             0o644,
+            written,
         )?;
         let wants = root.join("etc/systemd/system/multi-user.target.wants");
-        std::fs::create_dir_all(&wants)?;
+        if !wants.is_dir() {
+            std::fs::create_dir_all(&wants)?;
+            written.push(wants.clone());
+        }
         let link = wants.join("simctl.service");
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink("/etc/systemd/system/simctl.service", link)?;
+        std::os::unix::fs::symlink("/etc/systemd/system/simctl.service", &link)?;
+        written.push(link);
     }
     Ok(())
 }
 
-fn copy_tree(source: &Path, dest: &Path) -> Result<()> {
+fn copy_tree(source: &Path, dest: &Path, written: &mut Written) -> Result<()> {
     for entry in walkdir::WalkDir::new(source) {
         let entry = entry?;
         let relative = entry.path().strip_prefix(source)?;
         let target = dest.join(relative);
         if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target)?;
+            if !target.is_dir() {
+                std::fs::create_dir_all(&target)?;
+                written.push(target);
+            }
         } else {
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent)?;
@@ -283,6 +435,7 @@ fn copy_tree(source: &Path, dest: &Path) -> Result<()> {
             std::fs::copy(entry.path(), &target).with_context(|| {
                 format!("cannot copy {} into the image", entry.path().display())
             })?;
+            written.push(target);
         }
     }
     Ok(())
@@ -330,46 +483,81 @@ pub fn build_image(project: &Project, request: &ImageRequest) -> Result<ImageArt
         overlay_hashes.push((overlay.target.display().to_string(), digest));
     }
     let artifact = project.store().get_or_build("images", &key, |staging| {
-        if !rustix::process::geteuid().is_root() {
-            bail!("unpacking the root file system keeps its owners, which needs root: run this step as root (sudo)");
-        }
+        let log = staging.join("build.log");
+        let stage = crate::progress::Stage::counted(
+            "image",
+            &format!(
+                "{} of {}, {} overlay(s) (log: {})",
+                spec.size,
+                spec.suite,
+                request.overlays.len(),
+                log.display()
+            ),
+            4,
+            "steps",
+            false,
+        );
         let root = staging.join("root");
         std::fs::create_dir_all(&root)?;
-        let log = staging.join("build.log");
-        Command::new("tar")
-            .args(["--numeric-owner", "-xpf"])
+        let state = staging.join("fakeroot.state");
+        stage.message("unpacking the root file system");
+        under_fakeroot(&state)
+            .args(["tar", "--numeric-owner", "-xpf"])
             .arg(&rootfs)
             .arg("-C")
             .arg(&root)
-            .run_logged(&log, None)?;
+            .run_logged(&log, None)
+            .context("unpacking the root file system failed; hint: apt-get install fakeroot")?;
+        stage.inc(1);
+        stage.message("adding guest tools, workloads and boot configuration");
+        let mut written = Written::new();
         for overlay in &request.overlays {
-            copy_tree(&overlay.source, &root.join(overlay.target.strip_prefix("/").unwrap_or(&overlay.target)))?;
+            copy_tree(
+                &overlay.source,
+                &root.join(overlay.target.strip_prefix("/").unwrap_or(&overlay.target)),
+                &mut written,
+            )?;
         }
-        boot_config(&root, spec.init)?;
+        boot_config(&root, spec.init, &mut written)?;
+        claim_for_root(&state, &written, &log)?;
         let manifest = Manifest {
             spec: &spec,
             rootfs_key: rootfs_key.hex(),
             packages: installed_packages(&root),
             overlays: overlay_hashes.clone(),
         };
-        std::fs::write(staging.join("manifest.json"), serde_json::to_string_pretty(&manifest)?)?;
+        std::fs::write(
+            staging.join("manifest.json"),
+            serde_json::to_string_pretty(&manifest)?,
+        )?;
+        stage.inc(1);
+        stage.message("partition table");
         let disk = staging.join("disk.img");
         let size = spec.size_bytes()?;
         std::fs::File::create(&disk)?.set_len(size + PARTITION_OFFSET)?;
         let layout = staging.join("partitions.sfdisk");
         let mut file = std::fs::File::create(&layout)?;
         writeln!(file, "label: dos\nstart=2048, type=83, bootable")?;
-        Command::new("sfdisk").args(["-q", "--no-reread", "--no-tell-kernel"]).arg(&disk).stdin_file(&layout).run_logged(&log, None)
+        Command::new("sfdisk")
+            .args(["-q", "--no-reread", "--no-tell-kernel"])
+            .arg(&disk)
+            .stdin_file(&layout)
+            .run_logged(&log, None)
             .context("sfdisk failed; hint: apt-get install fdisk")?;
-        Command::new("mke2fs")
-            .args(["-q", "-F", "-t", "ext4", "-L", "rootfs", "-d"])
+        stage.inc(1);
+        stage.message("mke2fs -d: filling the ext4 partition");
+        under_fakeroot(&state)
+            .args(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "rootfs", "-d"])
             .arg(&root)
             .args(["-E", &format!("offset={PARTITION_OFFSET}")])
             .arg(&disk)
             .arg(format!("{}k", size / 1024))
             .run_logged(&log, None)
-            .context("mke2fs failed; hint: apt-get install e2fsprogs")?;
-        std::fs::remove_dir_all(&root)?;
+            .context("mke2fs failed; hint: apt-get install e2fsprogs fakeroot")?;
+        stage.inc(1);
+        remove_tree(&root)?;
+        std::fs::remove_file(&state)?;
+        stage.finish(&format!("disk image of {} built", spec.size));
         Ok(())
     })?;
     Ok(ImageArtifact {
@@ -386,6 +574,16 @@ pub fn request_with(
     workloads: &[crate::workloads::Workload],
 ) -> Result<ImageRequest> {
     let guest = crate::guest::build_guest_binaries(project)?;
+    request_with_guest(project, spec, workloads, &guest)
+}
+
+/// The request for an image with the given guest binaries and workloads.
+pub fn request_with_guest(
+    project: &Project,
+    spec: Option<PathBuf>,
+    workloads: &[crate::workloads::Workload],
+    guest: &crate::guest::GuestBinaries,
+) -> Result<ImageRequest> {
     // The overlay is an artifact like any other: keyed by the binaries' contents, so runs in
     // parallel (sweeps) never copy into a directory another image build is reading.
     let mut key = CacheKey::new("guest-overlay", 1);
@@ -444,7 +642,13 @@ pub fn run_cli(args: BuildImageArgs) -> Result<()> {
         .iter()
         .map(|name| crate::workloads::Workload::load(&project, name))
         .collect::<Result<Vec<_>>>()?;
-    let request = request_with(&project, args.spec, &workloads)?;
+    let request = match args.guest_dir {
+        Some(dir) => {
+            let guest = crate::guest::GuestBinaries::checked(dir)?;
+            request_with_guest(&project, args.spec, &workloads, &guest)?
+        }
+        None => request_with(&project, args.spec, &workloads)?,
+    };
     let image = build_image(&project, &request)?;
     eprintln!("manifest: {}", image.manifest.display());
     println!("{}", image.path.display());

@@ -17,8 +17,10 @@ use crate::project::Project;
 
 const RECIPE_VERSION: u32 = 1;
 const DEBIAN_PACKAGE: &str = "linux-source-6.1";
-/// About how many objects a lean vmlinux compiles, for the progress bar.
-const OBJECT_ESTIMATE: u64 = 700;
+/// Objects (kbuild `CC` lines) of the shipped config: the progress bar's first guess for a
+/// config never built here (1238, counted on linux-source-6.1 with tinyconfig +
+/// gem5-x86_64.config); the real count of each config is remembered for the next build.
+const OBJECT_ESTIMATE: u64 = 1240;
 
 /// Build a gem5-bootable Linux vmlinux from kernel-configs/.
 #[derive(Debug, clap::Args)]
@@ -191,6 +193,11 @@ fn source_tree(store: &crate::cache::Store, source: &KernelSource) -> Result<(Pa
                 .text("version", &version);
             let artifact = store.get_or_build("kernel-src", &key, |staging| {
                 let log = staging.join("fetch.log");
+                let stage = crate::progress::Stage::spinner(
+                    "kernel source",
+                    &format!("apt-get download {DEBIAN_PACKAGE} {version}, then unpack it"),
+                );
+                stage.message("downloading");
                 Command::new("apt-get")
                     .args(["download", DEBIAN_PACKAGE])
                     .dir(staging)
@@ -200,6 +207,7 @@ fn source_tree(store: &crate::cache::Store, source: &KernelSource) -> Result<(Pa
                     .map(|e| e.path())
                     .find(|p| p.extension().is_some_and(|e| e == "deb"))
                     .context("apt-get download left no .deb")?;
+                stage.message("unpacking");
                 Command::new("dpkg-deb")
                     .arg("-x")
                     .arg(&deb)
@@ -214,6 +222,7 @@ fn source_tree(store: &crate::cache::Store, source: &KernelSource) -> Result<(Pa
                     .run_logged(&log, None)?;
                 std::fs::remove_dir_all(staging.join("pkg"))?;
                 std::fs::remove_file(deb)?;
+                stage.finish("unpacked");
                 Ok(())
             })?;
             Ok((
@@ -248,6 +257,13 @@ pub fn build_kernel(project: &Project, request: &KernelRequest) -> Result<Kernel
                 .arg(format!("O={}", build_dir.display()))
                 .args(args.iter().copied())
         };
+        let configuring = crate::progress::Stage::spinner(
+            "kernel",
+            &format!(
+                "configuring: make {} + fragments + olddefconfig",
+                request.base
+            ),
+        );
         make(&[&request.base]).run_logged(&log, None)?;
         let mut merge = Command::new(tree.join("scripts/kconfig/merge_config.sh"))
             .args(["-m", "-O"])
@@ -259,6 +275,7 @@ pub fn build_kernel(project: &Project, request: &KernelRequest) -> Result<Kernel
         }
         merge.run_logged(&log, None)?;
         make(&["olddefconfig"]).run_logged(&log, None)?;
+        configuring.finish("configured");
         let config_text = std::fs::read_to_string(build_dir.join(".config"))?;
         let missing = missing_options(&required, &parse_config(&config_text));
         if !missing.is_empty() {
@@ -268,25 +285,42 @@ pub fn build_kernel(project: &Project, request: &KernelRequest) -> Result<Kernel
                 missing.join(", ")
             );
         }
-        let bar = indicatif::ProgressBar::new(OBJECT_ESTIMATE);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/~{len} objects [{elapsed}] building vmlinux",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        let config_key = CacheKey::new("kernel-config", RECIPE_VERSION)
+            .text("source", &source_id)
+            .text("config", &config_text);
+        let cache = project.cache_dir();
+        let known = crate::progress::remembered_total(&cache, "kernel-objects", &config_key);
+        let stage = crate::progress::Stage::counted(
+            "kernel",
+            &format!(
+                "building vmlinux with {} jobs (log: {})",
+                request.jobs,
+                log.display()
+            ),
+            known.unwrap_or(OBJECT_ESTIMATE),
+            "objects",
+            known.is_none(),
         );
         let mut child = make(&[&format!("-j{}", request.jobs), "vmlinux"]).spawn_logged(&log)?;
         let mut tail = LogTail::new();
         let ended = child.wait(None, |path| {
-            let compiled = tail
-                .new_lines(path)?
-                .iter()
-                .filter(|line| line.trim_start().starts_with("CC"))
-                .count();
-            bar.inc(compiled as u64);
+            for line in tail.new_lines(path)? {
+                if let Some(object) = line.trim_start().strip_prefix("CC") {
+                    stage.inc(1);
+                    stage.message(object.trim().to_string());
+                }
+            }
             Ok(Watch::Continue)
-        })?;
-        bar.finish_and_clear();
+        });
+        let compiled = stage.position();
+        match &ended {
+            Ok(ended) if ended.success() => {
+                crate::progress::remember_total(&cache, "kernel-objects", &config_key, compiled);
+                stage.finish(&format!("vmlinux built, {compiled} objects"));
+            }
+            _ => drop(stage),
+        }
+        let ended = ended?;
         ended.check()?;
         std::fs::copy(build_dir.join("vmlinux"), staging.join("vmlinux"))?;
         std::fs::copy(build_dir.join(".config"), staging.join("config"))?;

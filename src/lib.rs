@@ -13,6 +13,7 @@ pub mod guest;
 pub mod image;
 pub mod kernel;
 pub mod process;
+pub mod progress;
 pub mod project;
 pub mod report;
 pub mod run;

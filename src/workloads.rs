@@ -258,6 +258,13 @@ fn build_go(project: &Project, workload: &Workload, staging: &Path, install: &Pa
     }
     copy_sources(&workload.dir, install, &["go"])?;
     let gocache = project.cache_dir().join("go-build-cache");
+    let stage = crate::progress::Stage::spinner(
+        &format!("workload {}", workload.name()),
+        &format!(
+            "go build, offline from Debian's Go packages (log: {})",
+            log.display()
+        ),
+    );
     let gopath_value = format!("{}:/usr/share/gocode", gopath.display());
     Command::new("go")
         .args(["build", "-trimpath", "-ldflags=-s -w", "-o"])
@@ -275,6 +282,7 @@ fn build_go(project: &Project, workload: &Workload, staging: &Path, install: &Pa
             "go build failed; hint: apt-get install golang-go golang-google-grpc-dev \
              golang-github-golang-protobuf-1-5-dev (the 1-3 package builds but panics)",
         )?;
+    stage.finish("built");
     std::fs::remove_dir_all(&gopath)?;
     Ok(())
 }

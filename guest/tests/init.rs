@@ -45,6 +45,7 @@ timeout_s = 30
 [[step]]
 name = "client"
 argv = ["sh", "-c", "echo measured > {results}/out.txt"]
+cpu = 0
 timeout_s = 30
 "#,
         results = results.display()
@@ -63,6 +64,12 @@ timeout_s = 30
         .find(|l| l.starts_with("SIMCTL-AFFINITY"))
         .unwrap();
     assert!(affinity.ends_with("name=server cpus=0"), "{affinity}");
+    let client = console
+        .lines()
+        .filter(|l| l.starts_with("SIMCTL-AFFINITY"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(client.ends_with("name=client cpus=0"), "{console}");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("back/out.txt")).unwrap(),
         "measured\n"

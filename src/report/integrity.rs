@@ -24,9 +24,15 @@ fn run_dir_of(stats_file: &Path) -> Option<PathBuf> {
 /// Whether the run behind `stats_file` is still running (status.json read as plain JSON:
 /// its `state`). Refused unless `allow_incomplete`, which only warns.
 pub fn still_running(stats_file: &Path, allow_incomplete: bool) -> Result<bool> {
-    let Some(dir) = run_dir_of(stats_file) else {
-        return Ok(false);
-    };
+    match run_dir_of(stats_file) {
+        Some(dir) => run_still_running(&dir, allow_incomplete),
+        None => Ok(false),
+    }
+}
+
+/// Whether the run in `dir` is still running; refused unless `allow_incomplete` (see
+/// [`still_running`]).
+pub fn run_still_running(dir: &Path, allow_incomplete: bool) -> Result<bool> {
     let status = dir.join("status.json");
     let text = std::fs::read_to_string(&status)
         .with_context(|| format!("cannot read {}", status.display()))?;
@@ -59,14 +65,14 @@ pub fn still_running(stats_file: &Path, allow_incomplete: bool) -> Result<bool> 
 pub fn each_complete_dump(
     stats_file: &Path,
     allow_incomplete: bool,
-    mut each: impl FnMut(&Dump),
+    mut each: impl FnMut(Dump),
 ) -> Result<()> {
     let mut dumps = 0;
     for dump in open(stats_file)? {
         let dump = dump?;
         dumps += 1;
         if dump.complete {
-            each(&dump);
+            each(dump);
             continue;
         }
         let message = incomplete_message(stats_file, &dump);

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use crate::gem5build::LibPython;
 use crate::process::{Command, find_program};
@@ -256,6 +256,8 @@ pub fn checks(project: &Project) -> Vec<Check> {
             "golang-go.opencensus-dev",
         ),
         program_check("build-image", "mmdebstrap", &["--version"], "mmdebstrap"),
+        program_check("build-image", "newuidmap", &[], "uidmap"),
+        program_check("build-image", "fakeroot", &["--version"], "fakeroot"),
         program_check("build-image", "mke2fs", &["-V"], "e2fsprogs"),
         program_check("build-image", "sfdisk", &["--version"], "fdisk"),
         program_check("build-image", "debugfs", &["-V"], "e2fsprogs"),
@@ -277,20 +279,20 @@ pub fn checks(project: &Project) -> Vec<Check> {
     .collect()
 }
 
-pub fn run_cli(args: DoctorArgs) -> Result<()> {
-    let project = Project::locate()?;
+/// Width of the doctor's table when the terminal's is unknown (output to a file or a pipe).
+const DEFAULT_WIDTH: u16 = 100;
+
+/// The checks as a table that wraps its detail column to `width`; returns it with the number
+/// of problems.
+fn table(checks: &[Check], width: u16) -> (Table, usize) {
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(width);
     table.set_header(["stage", "tool", "state", "detail / what to do"]);
     let mut problems = 0;
-    for check in checks(&project) {
-        if args
-            .stage
-            .as_deref()
-            .is_some_and(|stage| stage != check.stage)
-        {
-            continue;
-        }
+    for check in checks {
         let (state, detail) = match &check.verdict {
             Verdict::Ok(detail) => ("ok", detail.clone()),
             Verdict::Missing { hint } => ("missing", hint.clone()),
@@ -301,6 +303,21 @@ pub fn run_cli(args: DoctorArgs) -> Result<()> {
         }
         table.add_row([check.stage, check.tool, state, detail.as_str()]);
     }
+    (table, problems)
+}
+
+pub fn run_cli(args: DoctorArgs) -> Result<()> {
+    let project = Project::locate()?;
+    let checks: Vec<Check> = checks(&project)
+        .into_iter()
+        .filter(|check| {
+            args.stage
+                .as_deref()
+                .is_none_or(|stage| stage == check.stage)
+        })
+        .collect();
+    let width = crate::report::cli::terminal_width().unwrap_or(DEFAULT_WIDTH);
+    let (table, problems) = table(&checks, width);
     println!("{table}");
     println!("cache: {}", project.cache_dir().display());
     println!("{problems} tool(s) missing or broken (stages that need them will say so when run)");
@@ -331,6 +348,36 @@ mod tests {
     fn present_program_reports_its_version_line() {
         let check = program_check("x", "sh", &["-c", "echo; echo shell 1.0"], "dash");
         assert_eq!(check.verdict, Verdict::Ok("shell 1.0".into()));
+    }
+
+    #[test]
+    fn table_fits_the_width_even_with_long_details() {
+        let long = "x".repeat(150);
+        let checks = vec![
+            Check {
+                stage: "build-workload",
+                tool: "protoc-gen-go-grpc",
+                verdict: Verdict::Broken {
+                    detail: long.clone(),
+                    hint: "reinstall golang-google-grpc-dev golang-github-golang-protobuf-1-5-dev"
+                        .into(),
+                },
+            },
+            Check {
+                stage: "run-qemu",
+                tool: "kvm",
+                verdict: Verdict::Ok(long),
+            },
+        ];
+        let (table, problems) = table(&checks, DEFAULT_WIDTH);
+        assert_eq!(problems, 1);
+        let text = table.to_string();
+        let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
+        assert!(
+            widest <= DEFAULT_WIDTH as usize,
+            "{widest} columns:\n{text}"
+        );
+        assert!(text.contains("protoc-gen-go-grpc"), "{text}");
     }
 
     #[test]

@@ -78,8 +78,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     // Phases 4 and 5: run on the platform, collect, report; status.json says how it ended.
     let mut tracker = StatusTracker::start(&dir)?;
     let outcome = execute(&project, &dir, args, built, &mut tracker);
-    let outcome = outcome
-        .and_then(|spec| super::report::write_run_report(&dir, spec.invocations, tracker.phases()));
+    let outcome = outcome.and_then(|_| super::report::write_run_report(&dir));
     tracker.finish(&outcome)?;
     outcome.with_context(|| {
         format!(

@@ -198,6 +198,16 @@ fn run_plan(plan: &Plan) -> bool {
                 break;
             }
         };
+        // Every pinned step says where it may run (the function's core and the client's), as
+        // the kernel sees it once the step runs.
+        if step.cpu.is_some() {
+            say(&format!(
+                "SIMCTL-AFFINITY pid={} name={} cpus={}",
+                child.id(),
+                step.name,
+                allowed_cpus(child.id())
+            ));
+        }
         if step.background {
             if let Some(port) = step.wait_for_port {
                 if let Err(message) = wait_for_port(port, &mut child, deadline) {
@@ -208,12 +218,6 @@ fn run_plan(plan: &Plan) -> bool {
                 }
                 say("SIMCTL-PROGRESS function-up");
             }
-            say(&format!(
-                "SIMCTL-AFFINITY pid={} name={} cpus={}",
-                child.id(),
-                step.name,
-                allowed_cpus(child.id())
-            ));
             background.push((step.name.clone(), child));
             continue;
         }
