@@ -9,14 +9,6 @@ mod common;
 use common::{run_state, simctl};
 use std::process::Command;
 
-fn enabled() -> bool {
-    if std::env::var("SIMCTL_TEST_E2E").as_deref() != Ok("1") {
-        println!("skipped: set SIMCTL_TEST_E2E=1 to build a kernel and an image and boot them");
-        return false;
-    }
-    true
-}
-
 /// `simctl run` of a workload on QEMU with `extra` options into `out`.
 fn qemu_run(workload: &str, out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["run", "--workload", workload, "--platform", "qemu"];
@@ -44,10 +36,8 @@ fn qemu_processes_for(dir: &Path) -> usize {
 }
 
 #[test]
+#[ignore = "e2e: builds a kernel and an image and boots QEMU (minutes); scripts/test runs it when SIMCTL_TEST_E2E=1"]
 fn aes_go_on_qemu_from_nothing_then_failure_paths() {
-    if !enabled() {
-        return;
-    }
     let temp = tempfile::tempdir().unwrap();
     let run_dir = temp.path().join("aes");
     let output = qemu_run(
@@ -179,13 +169,10 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
         .display()
         .to_string();
     let partition = format!("{image}?offset=1048576");
-    let Ok(debugfs) = Command::new("debugfs")
+    let debugfs = Command::new("debugfs")
         .args(["-R", "stat /sbin/simctl-init", &partition])
         .output()
-    else {
-        println!("skipped: debugfs not found");
-        return;
-    };
+        .expect("debugfs (e2fsprogs, installed by scripts/setup-host)");
     let text = String::from_utf8_lossy(&debugfs.stdout);
     assert!(
         text.contains("Mode:  0755"),
@@ -284,10 +271,8 @@ fn wait_for_qemu(dir: &Path) -> i32 {
 /// `--out` holds one run: the same request reuses it, other inputs are refused before any
 /// build (naming what differs), `--force` replaces it; QEMU gets the system's core count.
 #[test]
+#[ignore = "e2e: builds a kernel and an image and boots QEMU (minutes); scripts/test runs it when SIMCTL_TEST_E2E=1"]
 fn out_is_reused_only_for_the_same_run() {
-    if !enabled() {
-        return;
-    }
     let temp = tempfile::tempdir().unwrap();
     let out = temp.path().join("run");
     let short = ["--invocations", "2", "--warmup", "1"];

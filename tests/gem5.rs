@@ -53,7 +53,7 @@ fn run_with(out: &Path, cpu: &str, extra: &[&str]) -> String {
 /// The points of sweeps/aes-llc-cpu.toml: three LLC sizes times two CPU models boot once.
 #[test]
 #[ignore = "needs gem5: run with SIMCTL_GEM5=... cargo test -- --ignored"]
-fn six_cache_and_cpu_points_share_one_boot_and_warm_up() {
+fn six_cache_and_cpu_points_share_one_gem5_boot_and_warm_up() {
     gem5();
     let temp = tempfile::tempdir().unwrap();
     let mut checkpoints = Vec::new();

@@ -1,6 +1,6 @@
 //! The guest binaries on the host, for real: they are static, the m5 encodings are in the
 //! machine code, and the client drives a real function (aes-go, built by simctl) in every load
-//! pattern over loopback. Needs Go for the function (CI installs it; otherwise skipped).
+//! pattern over loopback. Needs Go for the function (scripts/setup-host installs it).
 
 mod common;
 
@@ -31,14 +31,11 @@ fn guest_binaries_are_static_and_carry_the_m5_encodings() {
             "{name}: {text}"
         );
     }
-    let Ok(objdump) = Command::new("objdump")
+    let objdump = Command::new("objdump")
         .args(["-d", "--no-show-raw-insn"])
         .arg(dir.join("m5"))
         .output()
-    else {
-        println!("skipped: objdump not found");
-        return;
-    };
+        .expect("objdump (binutils, installed by scripts/setup-host through build-essential)");
     assert!(objdump.status.success());
     // The magic instruction is not an x86 opcode objdump knows, so check the raw bytes.
     let bytes = std::fs::read(dir.join("m5")).unwrap();
@@ -83,11 +80,11 @@ impl Drop for Server {
     }
 }
 
-fn start_aes(port: u16) -> Option<Server> {
-    if Command::new("go").arg("version").output().is_err() {
-        println!("skipped: go not found");
-        return None;
-    }
+fn start_aes(port: u16) -> Server {
+    Command::new("go")
+        .arg("version")
+        .output()
+        .expect("go (golang-go, installed by scripts/setup-host)");
     let root = PathBuf::from(simctl_path(&["build-workload", "aes-go"]));
     let server = root.join("opt/simctl/workloads/aes-go/server");
     let child = Command::new(server)
@@ -100,7 +97,7 @@ fn start_aes(port: u16) -> Option<Server> {
         assert!(Instant::now() < deadline, "aes-go did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Some(Server(child))
+    Server(child)
 }
 
 fn free_port() -> u16 {
@@ -146,9 +143,7 @@ fn run_client(port: u16, out: &Path, extra: &[&str]) -> String {
 #[test]
 fn client_drives_aes_go_in_every_pattern() {
     let port = free_port();
-    let Some(_server) = start_aes(port) else {
-        return;
-    };
+    let _server = start_aes(port);
     let temp = tempfile::tempdir().unwrap();
     let patterns: [(&str, &[&str], usize); 4] = [
         (

@@ -8,14 +8,6 @@ mod common;
 use common::simctl;
 use std::path::{Path, PathBuf};
 
-fn e2e() -> bool {
-    if std::env::var("SIMCTL_TEST_E2E").as_deref() != Ok("1") {
-        println!("skipped: set SIMCTL_TEST_E2E=1 to run the quick studies on QEMU");
-        return false;
-    }
-    true
-}
-
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -404,10 +396,8 @@ fn the_shipped_study_files_expand() {
 }
 
 #[test]
+#[ignore = "e2e: builds a kernel and an image and boots QEMU (minutes); scripts/test runs it when SIMCTL_TEST_E2E=1"]
 fn quick_load_sweep_on_qemu() {
-    if !e2e() {
-        return;
-    }
     let (_temp, out) = quick_on_qemu("load-sweep");
     let rows = check_load_study(&out);
     assert_eq!(rows.len(), 6);
@@ -421,10 +411,8 @@ fn quick_load_sweep_on_qemu() {
 }
 
 #[test]
+#[ignore = "e2e: builds a kernel and an image and boots QEMU (minutes); scripts/test runs it when SIMCTL_TEST_E2E=1"]
 fn quick_rounds_vs_streams_on_qemu() {
-    if !e2e() {
-        return;
-    }
     let (_temp, out) = quick_on_qemu("rounds-streams");
     let rows = csv_rows(&out.join("points.csv"));
     assert_eq!(rows.len(), 4);
@@ -501,10 +489,8 @@ fn syscall_study_files_must_match_the_benchmark() {
 }
 
 #[test]
+#[ignore = "e2e: builds a kernel and an image and boots QEMU (minutes); scripts/test runs it when SIMCTL_TEST_E2E=1"]
 fn quick_syscall_study_on_qemu() {
-    if !e2e() {
-        return;
-    }
     let (_temp, out) = quick_on_qemu("syscalls");
     let rows = check_syscall_study(&out);
     // The tracer stops every system call twice: ptrace costs more than bare.
@@ -552,10 +538,8 @@ fn hook_study_files_need_thirty_interleaved_repetitions() {
 }
 
 #[test]
+#[ignore = "e2e: builds a kernel and an image and boots QEMU (minutes); scripts/test runs it when SIMCTL_TEST_E2E=1"]
 fn quick_hook_overhead_on_qemu() {
-    if !e2e() {
-        return;
-    }
     let (_temp, out) = quick_on_qemu("hook-overhead");
     let loops = csv_rows(&out.join("loops.csv"));
     assert_eq!(loops.len(), 60);
@@ -615,7 +599,7 @@ fn lukewarm_warm_half_on_gem5() {
 
 #[test]
 #[ignore = "needs gem5: a gem5 sweep is checked against the gem5 binary; run with SIMCTL_GEM5=... cargo test -- --ignored"]
-fn the_lukewarm_warm_half_is_a_valid_sweep() {
+fn the_lukewarm_warm_half_is_a_valid_gem5_sweep() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("studies/lukewarm.toml");
     let output = simctl(&["sweep", "--dry-run"], &[&file]);
     assert!(
