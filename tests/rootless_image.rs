@@ -76,7 +76,7 @@ fn ordinary_user_builds_an_image_with_root_owners_and_modes() {
     let guest = common::simctl_path(&["build-guest"]);
     let guest_copy = work.path().join("guest");
     std::fs::create_dir_all(&guest_copy).unwrap();
-    for name in ["m5", "simctl-client", "simctl-init"] {
+    for name in simctl::guest::BINARIES {
         std::fs::copy(Path::new(&guest).join(name), guest_copy.join(name)).unwrap();
     }
     let cache = work.path().join("cache");
