@@ -40,6 +40,11 @@ const BRIDGE_ADDR: &str = "172.17.0.1";
 const CONTAINER_ADDR: &str = "172.17.0.2";
 const NETWORK_SCRIPT: &str = "/tmp/simctl-container-network.sh";
 const NAT_RULES: &str = "/tmp/simctl-container-nat.nft";
+/// The container's cgroup (v2), whose cpuset pins it.
+const CGROUP: &str = "/simctl/function";
+const CHECK_SCRIPT: &str = "/tmp/simctl-container-check.sh";
+/// runc writes the container's init pid (the function, as seen from the guest) here.
+const PID_FILE: &str = "/run/simctl-function.pid";
 
 /// How the function runs in the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
@@ -76,11 +81,14 @@ pub fn rootfs_overlay(workload: &Workload, install_root: PathBuf) -> Overlay {
 }
 
 /// What a container run adds to the plan: files to write, the setup step's argv (run before
-/// the function, on the client core) and the function step's argv.
+/// the function), the function step's argv (runc, which itself runs on the client core: only
+/// the container's cgroup is pinned, as with `docker update --cpuset-cpus`) and the check
+/// step's argv (run once the port answers).
 pub struct PlanParts {
     pub files: BTreeMap<String, String>,
     pub setup_argv: Vec<String>,
     pub function_argv: Vec<String>,
+    pub check_argv: Vec<String>,
 }
 
 /// The plan pieces for running `workload` in a container on `cpu`, published on `port`.
@@ -93,16 +101,20 @@ pub fn plan_parts(workload: &Workload, port: u16, cpu: usize) -> PlanParts {
     );
     files.insert(NETWORK_SCRIPT.to_string(), network_script());
     files.insert(NAT_RULES.to_string(), nat_rules(port));
+    files.insert(CHECK_SCRIPT.to_string(), check_script(workload.name(), cpu));
     PlanParts {
         files,
         setup_argv: vec!["/bin/sh".into(), NETWORK_SCRIPT.into()],
         function_argv: vec![
             "/usr/sbin/runc".into(),
             "run".into(),
+            "--pid-file".into(),
+            PID_FILE.into(),
             "--bundle".into(),
             bundle,
             "function".into(),
         ],
+        check_argv: vec!["/bin/sh".into(), CHECK_SCRIPT.into()],
     }
 }
 
@@ -169,7 +181,7 @@ fn oci_config(argv: &[String], cpu: usize) -> String {
                 {"type": "network", "path": format!("/run/netns/{NETNS}")},
             ],
             "resources": {"cpu": {"cpus": cpu.to_string()}},
-            "cgroupsPath": "/simctl/function",
+            "cgroupsPath": CGROUP,
         },
     });
     serde_json::to_string_pretty(&config).unwrap_or_default()
@@ -192,6 +204,30 @@ fn network_script() -> String {
          ip -n {NETNS} route add default via {BRIDGE_ADDR}\n\
          echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet\n\
          nft -f {NAT_RULES}\n"
+    )
+}
+
+/// Prints what the guest kernel says about the function runc started, as the affinity marker
+/// a bare process gets (`SIMCTL-AFFINITY pid=.. name=aes-go cpus=1 isolation=container nspid=..
+/// cgroup=.. own-pid-ns=yes own-net-ns=yes`), and fails the run unless it is pinned to `cpu`
+/// only, in its own pid and network namespaces and in the container's cgroup: a run that says
+/// "container" must have measured one. Fixed text apart from the workload's name and `cpu`.
+fn check_script(name: &str, cpu: usize) -> String {
+    format!(
+        r#"set -eu
+pid=$(cat {PID_FILE})
+field() {{ sed -n "s/^$1:[[:space:]]*//p" /proc/$pid/status | tr '\t' ,; }}
+own() {{ [ "$(readlink /proc/$pid/ns/$1)" != "$(readlink /proc/1/ns/$1)" ] && echo yes || echo no; }}
+cpus=$(field Cpus_allowed_list)
+cgroup=$(sed -n "s/^0:://p" /proc/$pid/cgroup)
+pidns=$(own pid)
+netns=$(own net)
+echo "SIMCTL-AFFINITY pid=$pid name={name} cpus=$cpus isolation=container exe=$(readlink /proc/$pid/exe) nspid=$(field NSpid) cgroup=$cgroup own-pid-ns=$pidns own-net-ns=$netns"
+if [ "$cpus" != {cpu} ] || [ $pidns != yes ] || [ $netns != yes ] || [ "$cgroup" != {CGROUP} ]; then
+  echo "SIMCTL-ERROR the function is not pinned to CPU {cpu} in its own pid and network namespaces and cgroup {CGROUP}"
+  exit 1
+fi
+"#
     )
 }
 
@@ -239,11 +275,20 @@ mod tests {
             [
                 "/usr/sbin/runc",
                 "run",
+                "--pid-file",
+                PID_FILE,
                 "--bundle",
                 "/var/lib/simctl/containers/aes-go",
                 "function"
             ]
         );
+        let check = &parts.files[CHECK_SCRIPT];
+        assert_eq!(parts.check_argv, ["/bin/sh", CHECK_SCRIPT]);
+        assert!(
+            check.contains("name=aes-go cpus=$cpus isolation=container"),
+            "{check}"
+        );
+        assert!(check.contains(r#"[ "$cpus" != 1 ]"#), "{check}");
         let overlay = rootfs_overlay(&workload, PathBuf::from("/x"));
         assert_eq!(
             overlay.target,
