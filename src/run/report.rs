@@ -33,8 +33,7 @@ pub fn write_run_report(dir: &RunDir, invocations: u64, phases: &[PhaseTime]) ->
         .and_then(|text| text.parse::<toml::Table>().ok());
     if let Some(isolation) = record
         .as_ref()
-        .and_then(|table| table.get("isolation"))
-        .and_then(|value| value.as_str())
+        .and_then(|table| table.get("spec")?.get("isolation")?.as_str())
     {
         writeln!(text, "- isolation: {isolation}")?;
     }
