@@ -7,7 +7,8 @@ mod common;
 use common::{run_state, simctl};
 
 #[test]
-fn aes_go_in_a_runc_container_on_qemu_answers_like_vswarm_pinned_to_core_1() {
+fn aes_go_in_a_runc_container_on_qemu_answers_like_vswarm_pinned_to_core_1_and_bare_for_comparison()
+{
     if std::env::var("SIMCTL_TEST_E2E").as_deref() != Ok("1") {
         println!("skipped: set SIMCTL_TEST_E2E=1 to build a kernel and an image and boot them");
         return;
@@ -82,4 +83,38 @@ fn aes_go_in_a_runc_container_on_qemu_answers_like_vswarm_pinned_to_core_1() {
     assert!(measured.iter().all(|l| l.contains(",true,")), "{csv}");
     let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
     assert!(report.contains("- isolation: container"), "{report}");
+
+    // For comparison, the bare process: pinned to core 1 by the boot agent, no runc.
+    let process_dir = temp.path().join("process");
+    let output = simctl(
+        &[
+            "run",
+            "--workload",
+            "aes-go",
+            "--platform",
+            "qemu",
+            "--isolation",
+            "process",
+            "--invocations",
+            "5",
+            "--warmup",
+            "2",
+            "--out",
+        ],
+        &[&process_dir],
+    );
+    let console = std::fs::read_to_string(process_dir.join("console.log")).unwrap_or_default();
+    assert!(output.status.success(), "{console}");
+    let affinities: Vec<&str> = console
+        .lines()
+        .filter(|line| line.contains("SIMCTL-AFFINITY"))
+        .collect();
+    assert_eq!(affinities.len(), 1, "{console}");
+    assert!(
+        affinities[0].trim_end().ends_with("name=aes-go cpus=1"),
+        "{console}"
+    );
+    assert!(!console.contains("runc"), "{console}");
+    let report = std::fs::read_to_string(process_dir.join("report.md")).unwrap();
+    assert!(report.contains("- isolation: process"), "{report}");
 }

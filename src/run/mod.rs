@@ -73,8 +73,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub replay: Option<std::path::PathBuf>,
     /// How the function runs in the guest: in an OCI container (runc, cpuset of core 1,
-    /// published port), as the methodology measures functions, or as a bare process.
-    #[arg(long, value_enum, default_value_t = crate::container::Isolation::Process)]
+    /// published port), as the methodology measures functions, or as a bare process (pinned
+    /// to core 1 too), for comparison.
+    #[arg(long, value_enum, default_value_t)]
     pub isolation: crate::container::Isolation,
     /// Limit for each phase (boot+warm-up, measure) of the run, e.g. 30m.
     #[arg(long)]

@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn container_runs_runc_after_the_network_and_process_the_bare_server() {
-        let container = plan(&["--isolation", "container"]).unwrap();
+        let container = plan(&[]).unwrap();
         assert_eq!(
             names(&container),
             ["container-network", "runc", "container-check", "client"]
@@ -173,7 +173,7 @@ mod tests {
                 .files
                 .contains_key("/var/lib/simctl/containers/aes-go/config.json")
         );
-        let process = plan(&[]).unwrap();
+        let process = plan(&["--isolation", "process"]).unwrap();
         assert_eq!(names(&process), ["aes-go", "client"]);
         assert_eq!(
             process.steps[0].argv,
