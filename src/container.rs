@@ -54,11 +54,10 @@ const CHECK_SCRIPT: &str = "/tmp/simctl-container-check.sh";
 const PID_FILE: &str = "/run/simctl-function.pid";
 
 /// How the function runs in the guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Isolation {
     /// In an OCI container started by runc, as the methodology measures functions.
-    #[default]
     Container,
     /// As a bare process (pinned to the same core), for comparison.
     Process,
@@ -70,6 +69,34 @@ impl Isolation {
             Isolation::Container => "container",
             Isolation::Process => "process",
         }
+    }
+}
+
+/// The isolation of a run: the one asked for, else a container. A workload whose command starts
+/// helpers beside it (recommendationservice starts productcatalogservice with `taskset -c 0`)
+/// cannot run in the container's cpuset of core 1 (that pinning fails there, and the helper
+/// would take the function's core); vSwarm-u runs such helpers as containers of their own,
+/// which simctl does not do yet, so such a workload runs as a process unless asked otherwise.
+pub fn choose(requested: Option<Isolation>, workload: &Workload) -> anyhow::Result<Isolation> {
+    let helpers = &workload.manifest.helpers;
+    match requested {
+        Some(Isolation::Container) if !helpers.is_empty() => anyhow::bail!(
+            "{} starts its helper(s) {} on core 0 from its own command, which cannot work in a \
+             container pinned to core 1; hint: use --isolation process (helpers in containers \
+             of their own are not implemented yet)",
+            workload.name(),
+            helpers.join(", ")
+        ),
+        Some(isolation) => Ok(isolation),
+        None if !helpers.is_empty() => {
+            eprintln!(
+                "note: {} runs as a process: it starts helpers beside it, which containers do \
+                 not support yet",
+                workload.name()
+            );
+            Ok(Isolation::Process)
+        }
+        None => Ok(Isolation::Container),
     }
 }
 
@@ -258,6 +285,26 @@ fn nat_rules(port: u16) -> String {
 mod tests {
     use super::*;
     use crate::project::Project;
+
+    #[test]
+    fn container_by_default_but_process_for_a_workload_with_helpers() {
+        let project = Project::at(env!("CARGO_MANIFEST_DIR"));
+        let aes = Workload::load(&project, "aes-go").unwrap();
+        let recommendation = Workload::load(&project, "recommendationservice").unwrap();
+        assert_eq!(choose(None, &aes).unwrap(), Isolation::Container);
+        assert_eq!(
+            choose(Some(Isolation::Process), &aes).unwrap(),
+            Isolation::Process
+        );
+        assert_eq!(choose(None, &recommendation).unwrap(), Isolation::Process);
+        let err = choose(Some(Isolation::Container), &recommendation)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("productcatalogservice") && err.contains("hint: use --isolation process"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn container_plan_parts_pin_publish_and_listen_on_all_addresses() {
