@@ -28,7 +28,8 @@
 //! ([`plan_parts`]).
 //!
 //! Status: proven on QEMU (TCG) with aes-go, aes-python and aes-nodejs (vSwarm's reply bytes
-//! through the published port, `tests/e2e_container.rs`); not yet run under gem5.
+//! through the published port, `tests/e2e_container.rs`) and the other functions without
+//! helpers; not yet run under gem5. Workloads with helpers run as processes ([`choose`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
