@@ -7,21 +7,29 @@
 //!   files come from no registry; the guest's `/usr`, `/etc` (and the merged-/usr links) are
 //!   bound read-only into it for interpreted functions, which need their runtime.
 //! - Runtime: Debian's `runc` (Docker's own runtime) runs the bundle in the foreground, in new
-//!   pid, ipc, uts, mount and network namespaces, in a cgroup v2 cpuset of core 1 (`docker update
-//!   --cpuset-cpus 1`), with Docker's default capabilities. Not crun: crun 1.8 reads
-//!   /proc/self/uid_map and /proc/self/setgroups, which exist only with CONFIG_USER_NS, a
-//!   namespace the lean kernel leaves out.
+//!   pid, ipc, uts and mount namespaces and the network namespace below, in the cgroup v2
+//!   `/simctl/function` whose cpuset is core 1 (`docker update --cpuset-cpus 1`), with Docker's
+//!   default capabilities. runc itself runs on the client core (core 0): like Docker, only the
+//!   container's cgroup is pinned, so the function's core runs nothing but the function. Not
+//!   crun: crun 1.8 reads /proc/self/uid_map and /proc/self/setgroups, which exist only with
+//!   CONFIG_USER_NS, a namespace the lean kernel leaves out. runc needs the kernel to filter
+//!   cgroup v2 device access with BPF (CONFIG_BPF_SYSCALL, CONFIG_CGROUP_BPF).
 //! - Network: Docker's bridge path without its userland proxy: bridge `simctl0` (172.17.0.1),
 //!   veth pair into the container's namespace (172.17.0.2), nftables DNAT of 127.0.0.1:PORT to
 //!   the container and masquerade of loopback sources onto the bridge (what Docker installs with
 //!   `userland-proxy: false`). The guest has no NIC: these addresses exist only inside it.
+//! - Proof: once the port answers, a check step reads the function's pid (runc `--pid-file`)
+//!   and prints what the guest kernel says about it (`SIMCTL-AFFINITY pid=.. name=aes-go cpus=1
+//!   isolation=container exe=.. nspid=N,1 cgroup=/simctl/function own-pid-ns=yes
+//!   own-net-ns=yes`); the run fails unless it is on core 1 only, in its own pid and network
+//!   namespaces and the container's cgroup.
 //!
-//! The run plan carries the bundle's config.json and the network setup ([`plan_parts`]).
+//! The run plan carries the bundle's config.json, the network setup and the check
+//! ([`plan_parts`]).
 //!
-//! Status: on QEMU the network setup runs (bridge, veth, nftables rules load) and runc starts,
-//! but a kernel without CONFIG_CGROUP_BPF stops it ("bpf_prog_query(BPF_CGROUP_DEVICE) failed:
-//! function not implemented"); the kernel fragment now asks for BPF_SYSCALL and CGROUP_BPF, not
-//! yet booted. Until a container run is proven end to end, `process` stays the default.
+//! Status: proven on QEMU (TCG) with aes-go, aes-python and aes-nodejs (vSwarm's reply bytes
+//! through the published port, `tests/e2e_container.rs`) and the other functions without
+//! helpers; not yet run under gem5. Workloads with helpers run as processes ([`choose`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,15 +48,19 @@ const BRIDGE_ADDR: &str = "172.17.0.1";
 const CONTAINER_ADDR: &str = "172.17.0.2";
 const NETWORK_SCRIPT: &str = "/tmp/simctl-container-network.sh";
 const NAT_RULES: &str = "/tmp/simctl-container-nat.nft";
+/// The container's cgroup (v2), whose cpuset pins it.
+const CGROUP: &str = "/simctl/function";
+const CHECK_SCRIPT: &str = "/tmp/simctl-container-check.sh";
+/// runc writes the container's init pid (the function, as seen from the guest) here.
+const PID_FILE: &str = "/run/simctl-function.pid";
 
 /// How the function runs in the guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Isolation {
     /// In an OCI container started by runc, as the methodology measures functions.
     Container,
     /// As a bare process (pinned to the same core), for comparison.
-    #[default]
     Process,
 }
 
@@ -58,6 +70,34 @@ impl Isolation {
             Isolation::Container => "container",
             Isolation::Process => "process",
         }
+    }
+}
+
+/// The isolation of a run: the one asked for, else a container. A workload whose command starts
+/// helpers beside it (recommendationservice starts productcatalogservice with `taskset -c 0`)
+/// cannot run in the container's cpuset of core 1 (that pinning fails there, and the helper
+/// would take the function's core); vSwarm-u runs such helpers as containers of their own,
+/// which simctl does not do yet, so such a workload runs as a process unless asked otherwise.
+pub fn choose(requested: Option<Isolation>, workload: &Workload) -> anyhow::Result<Isolation> {
+    let helpers = &workload.manifest.helpers;
+    match requested {
+        Some(Isolation::Container) if !helpers.is_empty() => anyhow::bail!(
+            "{} starts its helper(s) {} on core 0 from its own command, which cannot work in a \
+             container pinned to core 1; hint: use --isolation process (helpers in containers \
+             of their own are not implemented yet)",
+            workload.name(),
+            helpers.join(", ")
+        ),
+        Some(isolation) => Ok(isolation),
+        None if !helpers.is_empty() => {
+            eprintln!(
+                "note: {} runs as a process: it starts helpers beside it, which containers do \
+                 not support yet",
+                workload.name()
+            );
+            Ok(Isolation::Process)
+        }
+        None => Ok(Isolation::Container),
     }
 }
 
@@ -76,11 +116,14 @@ pub fn rootfs_overlay(workload: &Workload, install_root: PathBuf) -> Overlay {
 }
 
 /// What a container run adds to the plan: files to write, the setup step's argv (run before
-/// the function, on the client core) and the function step's argv.
+/// the function), the function step's argv (runc, which itself runs on the client core: only
+/// the container's cgroup is pinned, as with `docker update --cpuset-cpus`) and the check
+/// step's argv (run once the port answers).
 pub struct PlanParts {
     pub files: BTreeMap<String, String>,
     pub setup_argv: Vec<String>,
     pub function_argv: Vec<String>,
+    pub check_argv: Vec<String>,
 }
 
 /// The plan pieces for running `workload` in a container on `cpu`, published on `port`.
@@ -93,16 +136,20 @@ pub fn plan_parts(workload: &Workload, port: u16, cpu: usize) -> PlanParts {
     );
     files.insert(NETWORK_SCRIPT.to_string(), network_script());
     files.insert(NAT_RULES.to_string(), nat_rules(port));
+    files.insert(CHECK_SCRIPT.to_string(), check_script(workload.name(), cpu));
     PlanParts {
         files,
         setup_argv: vec!["/bin/sh".into(), NETWORK_SCRIPT.into()],
         function_argv: vec![
             "/usr/sbin/runc".into(),
             "run".into(),
+            "--pid-file".into(),
+            PID_FILE.into(),
             "--bundle".into(),
             bundle,
             "function".into(),
         ],
+        check_argv: vec!["/bin/sh".into(), CHECK_SCRIPT.into()],
     }
 }
 
@@ -169,7 +216,7 @@ fn oci_config(argv: &[String], cpu: usize) -> String {
                 {"type": "network", "path": format!("/run/netns/{NETNS}")},
             ],
             "resources": {"cpu": {"cpus": cpu.to_string()}},
-            "cgroupsPath": "/simctl/function",
+            "cgroupsPath": CGROUP,
         },
     });
     serde_json::to_string_pretty(&config).unwrap_or_default()
@@ -195,6 +242,30 @@ fn network_script() -> String {
     )
 }
 
+/// Prints what the guest kernel says about the function runc started, as the affinity marker
+/// a bare process gets (`SIMCTL-AFFINITY pid=.. name=aes-go cpus=1 isolation=container nspid=..
+/// cgroup=.. own-pid-ns=yes own-net-ns=yes`), and fails the run unless it is pinned to `cpu`
+/// only, in its own pid and network namespaces and in the container's cgroup: a run that says
+/// "container" must have measured one. Fixed text apart from the workload's name and `cpu`.
+fn check_script(name: &str, cpu: usize) -> String {
+    format!(
+        r#"set -eu
+pid=$(cat {PID_FILE})
+field() {{ sed -n "s/^$1:[[:space:]]*//p" /proc/$pid/status | tr '\t' ,; }}
+own() {{ [ "$(readlink /proc/$pid/ns/$1)" != "$(readlink /proc/1/ns/$1)" ] && echo yes || echo no; }}
+cpus=$(field Cpus_allowed_list)
+cgroup=$(sed -n "s/^0:://p" /proc/$pid/cgroup)
+pidns=$(own pid)
+netns=$(own net)
+echo "SIMCTL-AFFINITY pid=$pid name={name} cpus=$cpus isolation=container exe=$(readlink /proc/$pid/exe) nspid=$(field NSpid) cgroup=$cgroup own-pid-ns=$pidns own-net-ns=$netns"
+if [ "$cpus" != {cpu} ] || [ $pidns != yes ] || [ $netns != yes ] || [ "$cgroup" != {CGROUP} ]; then
+  echo "SIMCTL-ERROR the function is not pinned to CPU {cpu} in its own pid and network namespaces and cgroup {CGROUP}"
+  exit 1
+fi
+"#
+    )
+}
+
 /// The published port: connections to 127.0.0.1:port go to the container.
 fn nat_rules(port: u16) -> String {
     format!(
@@ -215,6 +286,26 @@ fn nat_rules(port: u16) -> String {
 mod tests {
     use super::*;
     use crate::project::Project;
+
+    #[test]
+    fn container_by_default_but_process_for_a_workload_with_helpers() {
+        let project = Project::at(env!("CARGO_MANIFEST_DIR"));
+        let aes = Workload::load(&project, "aes-go").unwrap();
+        let recommendation = Workload::load(&project, "recommendationservice").unwrap();
+        assert_eq!(choose(None, &aes).unwrap(), Isolation::Container);
+        assert_eq!(
+            choose(Some(Isolation::Process), &aes).unwrap(),
+            Isolation::Process
+        );
+        assert_eq!(choose(None, &recommendation).unwrap(), Isolation::Process);
+        let err = choose(Some(Isolation::Container), &recommendation)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("productcatalogservice") && err.contains("hint: use --isolation process"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn container_plan_parts_pin_publish_and_listen_on_all_addresses() {
@@ -239,11 +330,20 @@ mod tests {
             [
                 "/usr/sbin/runc",
                 "run",
+                "--pid-file",
+                PID_FILE,
                 "--bundle",
                 "/var/lib/simctl/containers/aes-go",
                 "function"
             ]
         );
+        let check = &parts.files[CHECK_SCRIPT];
+        assert_eq!(parts.check_argv, ["/bin/sh", CHECK_SCRIPT]);
+        assert!(
+            check.contains("name=aes-go cpus=$cpus isolation=container"),
+            "{check}"
+        );
+        assert!(check.contains(r#"[ "$cpus" != 1 ]"#), "{check}");
         let overlay = rootfs_overlay(&workload, PathBuf::from("/x"));
         assert_eq!(
             overlay.target,

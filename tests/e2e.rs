@@ -65,12 +65,13 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
         "every invocation ok:\n{csv}"
     );
     let console = std::fs::read_to_string(run_dir.join("console.log")).unwrap();
+    // The function runs in a runc container by default (tests/e2e_container.rs checks it).
     let affinity = console
         .lines()
-        .find(|line| line.contains("SIMCTL-AFFINITY"))
+        .find(|line| line.contains("SIMCTL-AFFINITY") && line.contains("name=aes-go"))
         .expect("the guest reports the function's affinity");
     assert!(
-        affinity.trim_end().ends_with("name=aes-go cpus=1"),
+        affinity.contains("name=aes-go cpus=1 isolation=container"),
         "function pinned to core 1 only: {affinity}"
     );
     assert!(console.contains("isolcpus=1"), "{console}");

@@ -73,9 +73,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub replay: Option<std::path::PathBuf>,
     /// How the function runs in the guest: in an OCI container (runc, cpuset of core 1,
-    /// published port), as the methodology measures functions, or as a bare process.
-    #[arg(long, value_enum, default_value_t = crate::container::Isolation::Process)]
-    pub isolation: crate::container::Isolation,
+    /// published port), as the methodology measures functions, or as a bare process (pinned
+    /// to core 1 too), for comparison. Default: container, but process for a workload that
+    /// starts helpers beside it (recommendationservice).
+    #[arg(long, value_enum)]
+    pub isolation: Option<crate::container::Isolation>,
     /// Limit for each phase (boot+warm-up, measure) of the run, e.g. 30m.
     #[arg(long)]
     pub timeout: Option<humantime::Duration>,

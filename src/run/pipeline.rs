@@ -390,9 +390,9 @@ fn default_limits(args: &RunArgs, deadline: Duration, watchdog: Duration) -> Pha
 }
 
 /// Phase 5: the guest's own verdict plus the checks every run needs.
-/// `invocations`: the measured records results.csv must hold (None for a --bench program,
-/// which writes its own files).
-fn check_guest(console: &ConsoleState, results: &Path, invocations: Option<u64>) -> Result<()> {
+/// `spec.bench`: a --bench program writes its own files, so results.csv is not checked.
+fn check_guest(console: &ConsoleState, results: &Path, spec: &RunSpec) -> Result<()> {
+    let invocations = spec.bench.is_none().then_some(spec.invocations);
     if let Some(panic) = &console.panic {
         bail!("guest kernel panic: {panic}");
     }
@@ -404,7 +404,11 @@ fn check_guest(console: &ConsoleState, results: &Path, invocations: Option<u64>)
             console.phase()
         ),
     }
-    if let Some((name, cpus)) = console.affinities.first()
+    // The function's own marker: in a container, runc (on the client core) reports too.
+    if let Some((name, cpus)) = console
+        .affinities
+        .iter()
+        .find(|(name, _)| name == &spec.workload)
         && cpus != &FUNCTION_CPU.to_string()
     {
         bail!("the function {name} was allowed on CPUs {cpus}, not only on core {FUNCTION_CPU}");
@@ -482,8 +486,7 @@ fn run_qemu(
             .context("cannot unpack the guest's results")?;
     }
     outcome.ended.check()?;
-    let records = spec.bench.is_none().then_some(spec.invocations);
-    check_guest(&outcome.console, &dir.results_dir(), records)
+    check_guest(&outcome.console, &dir.results_dir(), spec)
 }
 
 impl Gem5Setup {
@@ -661,6 +664,5 @@ fn gem5_measure(
         let _ = std::fs::copy(outdir.join(name), dir.results_dir().join(name));
     }
     outcome.ended.check()?;
-    let records = spec.bench.is_none().then_some(spec.invocations);
-    check_guest(&outcome.console, &dir.results_dir(), records)
+    check_guest(&outcome.console, &dir.results_dir(), spec)
 }

@@ -91,26 +91,32 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
     };
     let mut files = BTreeMap::new();
     let mut steps = Vec::new();
-    let function_argv = match spec.isolation {
-        Isolation::Process => workload.server_argv("127.0.0.1"),
-        Isolation::Container => {
-            let parts = container::plan_parts(workload, port, FUNCTION_CPU);
-            files.extend(parts.files);
-            steps.push(client_step("container-network", parts.setup_argv));
-            parts.function_argv
-        }
-    };
     // The function is reached at 127.0.0.1:port either way (a container through its published
     // port), so readiness and the client do not depend on the isolation.
-    steps.push(Step {
-        name: workload.name().to_string(),
-        argv: function_argv,
-        cpu: Some(FUNCTION_CPU),
+    let function_step = |name: &str, argv: Vec<String>, cpu: usize| Step {
+        name: name.into(),
+        argv,
+        cpu: Some(cpu),
         background: true,
         wait_for_port: Some(port),
         timeout_s,
         env: Default::default(),
-    });
+    };
+    match spec.isolation {
+        Isolation::Process => steps.push(function_step(
+            workload.name(),
+            workload.server_argv("127.0.0.1"),
+            FUNCTION_CPU,
+        )),
+        Isolation::Container => {
+            let parts = container::plan_parts(workload, port, FUNCTION_CPU);
+            files.extend(parts.files);
+            steps.push(client_step("container-network", parts.setup_argv));
+            // runc itself stays on the client core; the container's cgroup pins the function.
+            steps.push(function_step("runc", parts.function_argv, CLIENT_CPU));
+            steps.push(client_step("container-check", parts.check_argv));
+        }
+    }
     if let Some(pairs) = &spec.replay {
         // The guest client checks the pairs (and names a bad line) before the load runs.
         let text = std::fs::read_to_string(pairs).with_context(|| {
@@ -169,17 +175,20 @@ mod tests {
 
     #[test]
     fn container_runs_runc_after_the_network_and_process_the_bare_server() {
-        let container = plan(&["--isolation", "container"]).unwrap();
-        assert_eq!(names(&container), ["container-network", "aes-go", "client"]);
+        let container = plan(&[]).unwrap();
+        assert_eq!(
+            names(&container),
+            ["container-network", "runc", "container-check", "client"]
+        );
         assert_eq!(container.steps[1].argv[0], "/usr/sbin/runc");
-        assert_eq!(container.steps[1].cpu, Some(FUNCTION_CPU));
+        assert_eq!(container.steps[1].cpu, Some(CLIENT_CPU));
         assert_eq!(container.steps[1].wait_for_port, Some(50051));
         assert!(
             container
                 .files
                 .contains_key("/var/lib/simctl/containers/aes-go/config.json")
         );
-        let process = plan(&[]).unwrap();
+        let process = plan(&["--isolation", "process"]).unwrap();
         assert_eq!(names(&process), ["aes-go", "client"]);
         assert_eq!(
             process.steps[0].argv,

@@ -539,7 +539,7 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
             warmup: args.warmup,
             request,
             load: checked.load,
-            isolation: args.isolation,
+            isolation: crate::container::choose(args.isolation, &workload)?,
             replay: args.replay.clone(),
             bench: args.bench.clone(),
             machine,
