@@ -73,6 +73,10 @@ impl KernelCmdline {
             "console=ttyS0".into(),
             "earlyprintk=ttyS0".into(),
             "root=/dev/sda1".into(),
+            // The disk is probed asynchronously; without rootwait an emulated disk that answers
+            // late (a busy host under TCG) panics the boot with "VFS: Unable to mount root fs
+            // on unknown-block(8,1)" (seen about once in 30 QEMU boots here).
+            "rootwait".into(),
             "rw".into(),
             // A panic stops the machine at once instead of hanging until the watchdog fires.
             "panic=-1".into(),
@@ -154,7 +158,7 @@ mod tests {
         };
         assert_eq!(
             cmdline.render(),
-            "console=ttyS0 earlyprintk=ttyS0 root=/dev/sda1 rw panic=-1 clocksource=hpet \
+            "console=ttyS0 earlyprintk=ttyS0 root=/dev/sda1 rootwait rw panic=-1 clocksource=hpet \
              isolcpus=1 init=/sbin/simctl-init simctl.platform=qemu simctl.m5=off quiet"
         );
     }
