@@ -23,6 +23,19 @@ pub struct LineChart<'a> {
     pub series: Vec<Series>,
 }
 
+/// The legend every study chart has: upper left, on a translucent white box.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_error)
+}
+
 fn plot_error(err: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("cannot draw the plot: {err}")
 }
@@ -91,13 +104,7 @@ impl LineChart<'_> {
                         .map_err(plot_error)?;
                 }
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(plot_error)?;
+            draw_legend(&mut chart)?;
             root.present().map_err(plot_error)?;
         }
         Ok(Some(svg))
@@ -169,13 +176,7 @@ impl BarChart<'_> {
                         Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
                     });
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(plot_error)?;
+            draw_legend(&mut chart)?;
             root.present().map_err(plot_error)?;
         }
         Ok(Some(svg))
