@@ -1,11 +1,15 @@
 # simctl's gem5 full-system configuration (run by gem5.opt, not by Python directly).
 #
 # One gem5 process per phase:
-#   setup   boot on the fast CPU, let the guest start the function and warm it up; when the
-#           client issues m5 checkpoint (end of warm-up) save a checkpoint and stop.
-#   measure restore the checkpoint on the detailed CPU; reset stats at each measured
-#           invocation's workbegin and dump them at its workend, so stats.txt has one dump per
-#           measured invocation.
+#   boot    boot Linux on the fast CPU; the guest agent asks for a checkpoint as soon as it is up
+#           (before it reads its plan): save it (the boot checkpoint) and stop. It holds no
+#           workload, so every workload and design point of an image restores it.
+#   warmup  restore the boot checkpoint on the fast CPU with the run's plan as the readfile: the
+#           guest reads it, starts the function and warms it up; when the client issues m5
+#           checkpoint (end of warm-up) save the warm checkpoint and stop.
+#   measure restore the warm checkpoint on the detailed CPU; the client's warming invocations
+#           run unmarked, then gem5 resets stats at each measured invocation's workbegin and
+#           dumps them at its workend, so stats.txt has one dump per measured invocation.
 #   full    no checkpoint: boot, warm up and measure on --cpu in one go (for tests).
 # Markers on stdout start with "SIMCTL-GEM5". Exit codes: 0 ok, 1 guest failure, 2 bad input.
 
@@ -13,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -124,7 +129,7 @@ def parse_args():
     parser.add_argument("--kernel-args", required=True)
     parser.add_argument("--set", action="append", default=[])
     parser.add_argument(
-        "--phase", choices=["setup", "measure", "full"], required=True
+        "--phase", choices=["boot", "warmup", "measure", "full"], required=True
     )
     parser.add_argument("--fast-cpu", choices=["atomic", "kvm"], default="atomic")
     parser.add_argument("--checkpoint-dir")
@@ -143,42 +148,45 @@ def write_json_atomic(path, data):
     os.replace(temp, path)
 
 
+def check_restore(path, boot_system):
+    """The checkpoint must come from the same memory, cores and clock (BOOT_SYSTEM_KEYS)."""
+    shaped = Path(path) / "simctl-system.json"
+    if shaped.is_file():
+        with open(shaped) as file:
+            saved = json.load(file)
+        saved_boot = {key: saved.get(key) for key in BOOT_SYSTEM_KEYS}
+        if saved_boot != boot_system:
+            fail(
+                f"checkpoint {path} was taken with {saved_boot}, not "
+                f"{boot_system}; only the CPU model and the caches may differ",
+                2,
+            )
+
+
 def main():
+    started = time.monotonic()
     args = parse_args()
     system = load_system(args.system, args.set)
     num_cores = system["num_cores"]
+    saves_checkpoint = args.phase in ("boot", "warmup")
+    restores = args.phase in ("warmup", "measure")
+    if saves_checkpoint and not args.checkpoint_dir:
+        fail(f"--phase {args.phase} needs --checkpoint-dir", 2)
+    if restores and not args.restore:
+        fail(f"--phase {args.phase} needs --restore", 2)
 
-    if args.phase == "setup":
-        if not args.checkpoint_dir:
-            fail("--phase setup needs --checkpoint-dir", 2)
-        processor = SimpleProcessor(
-            cpu_type=CPU_TYPES[args.fast_cpu], isa=ISA.X86, num_cores=num_cores
-        )
-    else:
-        processor = SimpleProcessor(
-            cpu_type=CPU_TYPES[args.cpu], isa=ISA.X86, num_cores=num_cores
-        )
-
+    cpu_name = args.fast_cpu if saves_checkpoint else args.cpu
+    processor = SimpleProcessor(
+        cpu_type=CPU_TYPES[cpu_name], isa=ISA.X86, num_cores=num_cores
+    )
     boot_system = {key: system[key] for key in BOOT_SYSTEM_KEYS}
     checkpoint = None
-    if args.phase == "measure":
-        if not args.restore:
-            fail("--phase measure needs --restore", 2)
+    if restores:
+        check_restore(args.restore, boot_system)
         checkpoint = Path(args.restore)
-        shaped = Path(args.restore) / "simctl-system.json"
-        if shaped.is_file():
-            with open(shaped) as file:
-                saved = json.load(file)
-            saved_boot = {key: saved.get(key) for key in BOOT_SYSTEM_KEYS}
-            if saved_boot != boot_system:
-                fail(
-                    f"checkpoint {args.restore} was taken with {saved_boot}, not "
-                    f"{boot_system}; only the CPU model and the caches may differ",
-                    2,
-                )
 
     board_system = dict(system)
-    if args.phase == "setup":
+    if saves_checkpoint:
         board_system.update(BOOT_CACHES)
     board = make_board(board_system, processor)
     board.set_kernel_disk_workload(
@@ -193,20 +201,26 @@ def main():
     outdir = Path(m5.options.outdir)
 
     def record(kind, work_id=None):
-        event = {"event": kind, "tick": m5.curTick()}
+        # Host seconds since this script started: the phase timings in run.toml come from here.
+        event = {
+            "event": kind,
+            "tick": m5.curTick(),
+            "host_s": round(time.monotonic() - started, 3),
+        }
         if work_id is not None:
             event["id"] = work_id
         events.append(event)
         write_json_atomic(outdir / "simctl-events.json", events)
 
     def on_checkpoint():
-        if args.phase != "setup":
+        if not saves_checkpoint:
             record("checkpoint-ignored")
             while True:
                 yield False
         record("checkpoint")
         simulator.save_checkpoint(Path(args.checkpoint_dir))
         write_json_atomic(Path(args.checkpoint_dir) / "simctl-system.json", boot_system)
+        record("checkpoint-saved")
         say(f"checkpoint saved {args.checkpoint_dir}")
         yield True
 
@@ -256,16 +270,20 @@ def main():
             ExitEvent.FAIL: on_fail(),
         },
     )
-    say(f"phase={args.phase} cpu={args.cpu if args.phase != 'setup' else args.fast_cpu}")
+    say(f"phase={args.phase} cpu={cpu_name}")
+    # Instantiating first (run() would do it) separates the time the restore takes from the
+    # simulation's; the method is idempotent and run() skips it afterwards.
+    simulator._instantiate()
+    record("simulate")
     simulator.run()
     cause = simulator.get_last_exit_event_cause()
     say(f"exit cause='{cause}' tick={m5.curTick()} dumps={measured['ended']}")
     kinds = [event["event"] for event in events]
     if "fail" in kinds:
         sys.exit(1)
-    if args.phase == "setup" and "checkpoint" not in kinds:
+    if saves_checkpoint and "checkpoint" not in kinds:
         fail(f"the simulation ended ({cause}) before the guest reached its checkpoint")
-    if args.phase != "setup" and args.invocations and measured["ended"] != args.invocations:
+    if not saves_checkpoint and args.invocations and measured["ended"] != args.invocations:
         fail(f"{measured['ended']} measured invocations ended, expected {args.invocations}")
     if "exit" not in kinds and "checkpoint" not in kinds:
         fail(f"the simulation ended without m5 exit: {cause}")

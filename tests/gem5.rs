@@ -1,8 +1,8 @@
 //! aes-go on gem5 for real. These tests need gem5, so they are ignored by default; run them with
 //! `SIMCTL_GEM5=<gem5.opt> cargo test --test gem5 -- --ignored` (or with no SIMCTL_GEM5 after
 //! `simctl build-gem5`, which records the build simctl then finds). Boot and warm-up run once
-//! (the checkpoint is cached), then the measured phase runs on the atomic and on the O3 CPU from
-//! the same checkpoint.
+//! (both checkpoints are cached), then the measured phase runs on several CPU models and caches
+//! from the same warm checkpoint.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,28 +57,29 @@ fn six_cache_and_cpu_points_share_one_gem5_boot_and_warm_up() {
     gem5();
     let temp = tempfile::tempdir().unwrap();
     let mut checkpoints = Vec::new();
-    let mut setups = 0;
+    let mut boots = 0;
+    let mut warmups = 0;
     for cpu in ["timing", "o3"] {
         for llc in ["128kB", "256kB", "1MB"] {
             let dir = temp.path().join(format!("{cpu}-{llc}"));
             let set = format!("llc_size={llc}");
             run_with(&dir, cpu, &["--set", &set]);
             let record = simctl::run::spec::RunRecord::load(&dir).unwrap();
-            checkpoints.push(
+            checkpoints.push((
+                record.provenance.boot_checkpoint.clone(),
+                record.provenance.checkpoint.clone(),
+            ));
+            // run.toml says which gem5 processes this point ran and which it restored.
+            let ran = |phase: &str| {
                 record
                     .provenance
-                    .checkpoint
-                    .expect("a gem5 run names its checkpoint"),
-            );
-            let status: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap())
-                    .unwrap();
-            let booted = status["phases"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|phase| phase["name"] == "gem5-setup");
-            setups += usize::from(booted);
+                    .gem5_timeline
+                    .iter()
+                    .any(|process| process.phase == phase && !process.reused)
+            };
+            boots += usize::from(ran("boot"));
+            warmups += usize::from(ran("warmup"));
+            assert!(ran("measure"), "{cpu} {llc}: every point measures");
             // The measured phase ran on this point's caches, not the boot's.
             let config = std::fs::read_to_string(dir.join("m5out/config.ini")).unwrap();
             assert!(
@@ -88,12 +89,17 @@ fn six_cache_and_cpu_points_share_one_gem5_boot_and_warm_up() {
         }
     }
     assert!(
-        checkpoints.iter().all(|c| c == &checkpoints[0]),
-        "one checkpoint for all six points: {checkpoints:?}"
+        checkpoints[0].0.is_some() && checkpoints[0].1.is_some(),
+        "a gem5 run names both checkpoints"
     );
     assert!(
-        setups <= 1,
-        "at most the first point boots (none when the cache had it)"
+        checkpoints.iter().all(|c| c == &checkpoints[0]),
+        "one boot and one warm checkpoint for all six points: {checkpoints:?}"
+    );
+    assert!(
+        boots <= 1 && warmups <= 1,
+        "at most the first point boots and warms up (none when the cache had them): {boots} \
+         boots, {warmups} warm-ups"
     );
 }
 

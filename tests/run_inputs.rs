@@ -181,7 +181,9 @@ fn finished_run(out: &Path, args: &[&str]) {
             image: "/i".into(),
             system_file: None,
             gem5: None,
+            boot_checkpoint: None,
             checkpoint: None,
+            gem5_timeline: Vec::new(),
         },
     };
     let (dir, _lock) = RunDir::claim(out).unwrap();

@@ -1,8 +1,10 @@
 //! The client that drives a function over gRPC: load patterns, markers for the simulator, and
 //! one record per invocation.
 //!
-//! Markers: after the warm-up the client issues m5 `checkpoint` (gem5's setup phase saves its
-//! checkpoint there) and prints `SIMCTL-PROGRESS warmup-done`; each measured invocation is
+//! Markers: after the warm-up the client issues m5 `checkpoint` (gem5's warm-up phase saves its
+//! checkpoint there) and prints `SIMCTL-PROGRESS warmup-done`; then come the warming invocations
+//! (after a restore they run on the measured CPU, unmarked, so that its caches, TLBs and branch
+//! predictors hold the function's state, not the restore's); each measured invocation is
 //! wrapped in m5 `workbegin`/`workend` with its index as work id (gem5 resets stats at the
 //! begin and dumps them at the end), optionally also resetstats/dumpstats.
 
@@ -183,6 +185,8 @@ pub async fn connect(addr: &str) -> Result<tonic::transport::Channel, String> {
 /// What one run of the client does.
 pub struct Load {
     pub warmup: u64,
+    /// Invocations after the checkpoint and before the measured ones.
+    pub warming: u64,
     pub invocations: u64,
     pub pattern: Pattern,
     pub stats_ops: bool,
@@ -216,6 +220,12 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
     }
     println!("SIMCTL-PROGRESS warmup-done");
     m5.checkpoint(0, 0);
+    for index in 0..load.warming {
+        records.push(timed(caller, start, index, Phase::Warming).await);
+    }
+    if load.warming > 0 {
+        println!("SIMCTL-PROGRESS warming-done");
+    }
     let total = load.invocations;
     match &load.pattern {
         Pattern::Closed => {
@@ -299,7 +309,7 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
             println!("SIMCTL-PROGRESS invocation {total}/{total}");
         }
     }
-    records.sort_by_key(|r| (r.phase == Phase::Measured, r.index));
+    records.sort_by_key(|r| (r.phase, r.index));
     records
 }
 

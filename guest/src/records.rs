@@ -3,12 +3,34 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Warm-up invocations are recorded but not measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which part of a run an invocation belongs to. Only measured ones are measured; the others
+/// are recorded so that a reader sees everything the function did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
+    /// Before the checkpoint: the function's own warm-up (JIT, lazy initialisation, caches of
+    /// the runtime), on the fast CPU under gem5.
     Warmup,
+    /// After the checkpoint is restored, before the first measured invocation: warms the
+    /// microarchitectural state (caches, TLBs, branch predictors) of the measured CPU.
+    Warming,
     Measured,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Warmup => "warmup",
+            Phase::Warming => "warming",
+            Phase::Measured => "measured",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Phase> {
+        [Phase::Warmup, Phase::Warming, Phase::Measured]
+            .into_iter()
+            .find(|phase| phase.name() == text)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,10 +51,7 @@ pub struct Invocation {
 pub fn to_csv(records: &[Invocation]) -> String {
     let mut text = String::from("index,phase,send_offset_ns,latency_ns,ok,error,response_bytes\n");
     for r in records {
-        let phase = match r.phase {
-            Phase::Warmup => "warmup",
-            Phase::Measured => "measured",
-        };
+        let phase = r.phase.name();
         let error = r.error.replace(['"', '\n', '\r', ','], " ");
         text.push_str(&format!(
             "{},{phase},{},{},{},{error},{}\n",
@@ -56,11 +75,7 @@ pub fn from_csv(text: &str) -> Result<Vec<Invocation>, String> {
             }
             Ok(Invocation {
                 index: fields[0].parse().map_err(|_| bad())?,
-                phase: match fields[1] {
-                    "warmup" => Phase::Warmup,
-                    "measured" => Phase::Measured,
-                    _ => return Err(bad()),
-                },
+                phase: Phase::parse(fields[1]).ok_or_else(bad)?,
                 send_offset_ns: fields[2].parse().map_err(|_| bad())?,
                 latency_ns: fields[3].parse().map_err(|_| bad())?,
                 ok: fields[4].parse().map_err(|_| bad())?,
@@ -89,6 +104,15 @@ mod tests {
             },
             Invocation {
                 index: 0,
+                phase: Phase::Warming,
+                send_offset_ns: 7,
+                latency_ns: 10,
+                ok: true,
+                error: String::new(),
+                response_bytes: 40,
+            },
+            Invocation {
+                index: 0,
                 phase: Phase::Measured,
                 send_offset_ns: 9,
                 latency_ns: 11,
@@ -98,8 +122,8 @@ mod tests {
             },
         ];
         let back = from_csv(&to_csv(&records)).unwrap();
-        assert_eq!(back[0], records[0]);
-        assert_eq!(back[1].error, "refused   port ");
+        assert_eq!(back[..2], records[..2]);
+        assert_eq!(back[2].error, "refused   port ");
         assert!(from_csv("h\n1,2\n").unwrap_err().contains("line 2"));
     }
 }

@@ -14,6 +14,7 @@ use simctl_guest::records::{Phase, from_csv};
 
 use super::metrics::{core_metrics, format_value};
 use crate::run::console::{ConsoleEvent, parse_line};
+use crate::run::gem5run::ProcessTimeline;
 use crate::run::rundir::{PhaseTime, RunDir, RunState};
 use crate::stats::Dump;
 
@@ -30,8 +31,12 @@ struct RunRecord {
     isolation: String,
     invocations: u64,
     warmup: u64,
+    /// gem5: invocations on the measured CPU between the restore and the measured ones.
+    warming: Option<u64>,
     pattern: String,
     kernel_cmdline: String,
+    /// gem5: each process of the run, timed.
+    timeline: Vec<ProcessTimeline>,
 }
 
 impl RunRecord {
@@ -60,8 +65,10 @@ impl RunRecord {
             isolation: spec.isolation.name().to_string(),
             invocations: spec.invocations,
             warmup: spec.warmup,
+            warming: spec.gem5.as_ref().map(|gem5| gem5.warming),
             pattern: spec.load.to_string(),
             kernel_cmdline: record.artifacts.kernel_cmdline,
+            timeline: record.provenance.gem5_timeline,
         }
     }
 }
@@ -106,6 +113,51 @@ pub fn distribution(values: &[f64]) -> Option<Distribution> {
     })
 }
 
+/// The gem5 processes of a run, step by step, with the simulation speed of each.
+fn write_timeline(text: &mut String, timeline: &[ProcessTimeline]) -> Result<()> {
+    if timeline.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        text,
+        "\n## gem5 timeline\n\nOne gem5 process per row group; a reused checkpoint's times are \
+         those of the run that made it.\n\n| process | CPU | step | host s | simulated s |\n\
+         |---|---|---|---|---|"
+    )?;
+    for process in timeline {
+        let origin = if process.reused { " (reused)" } else { "" };
+        for step in &process.steps {
+            writeln!(
+                text,
+                "| {}{origin} | {} | {} | {:.1} | {} |",
+                process.phase,
+                process.cpu,
+                step.name,
+                step.host_s,
+                step.simulated_s
+                    .map_or(String::new(), |seconds| format!("{seconds:.6}"))
+            )?;
+        }
+    }
+    writeln!(
+        text,
+        "\n| process | CPU | instructions | host s simulating | instructions per host s |\n\
+         |---|---|---|---|---|"
+    )?;
+    for process in timeline {
+        writeln!(
+            text,
+            "| {} | {} | {} | {} | {} |",
+            process.phase,
+            process.cpu,
+            format_value(process.instructions),
+            format_value(process.simulating_host_s),
+            format_value(process.instructions_per_host_second())
+        )?;
+    }
+    Ok(())
+}
+
 /// What a phase's wall time covers (report.md says it beside the number).
 fn phase_includes(name: &str) -> &'static str {
     match name {
@@ -116,13 +168,17 @@ fn phase_includes(name: &str) -> &'static str {
             "the whole QEMU process: boot, function start, warm-up and measured invocations, \
              power-off"
         }
-        "gem5-setup" => {
-            "gem5 boot on the fast CPU, function start, warm-up invocations and the checkpoint \
-             (absent when the checkpoint was reused)"
+        "gem5-boot" => {
+            "gem5 boot on the fast CPU until the guest agent is up, and the boot checkpoint \
+             (absent when it was reused)"
+        }
+        "gem5-warmup" => {
+            "restore of the boot checkpoint on the fast CPU, function start, warm-up invocations \
+             and the warm checkpoint (absent when it was reused)"
         }
         name if name.starts_with("gem5-measure") => {
-            "restore from the checkpoint on the measured CPU, then the measured invocations, one \
-             stats dump each"
+            "restore of the warm checkpoint on the measured CPU, warming invocations, then the \
+             measured invocations, one stats dump each"
         }
         _ => "",
     }
@@ -305,9 +361,12 @@ impl RunView {
             writeln!(text, "| accelerator | {} |", record.accelerator)?;
         }
         writeln!(text, "| isolation | {} |", record.isolation)?;
+        let warming = record.warming.map_or(String::new(), |warming| {
+            format!(", {warming} warming on the measured CPU after the restore")
+        });
         writeln!(
             text,
-            "| load | {} measured invocations after {} warm-up, pattern {} |",
+            "| load | {} measured invocations after {} warm-up{warming}, pattern {} |",
             record.invocations, record.warmup, record.pattern
         )?;
         let said = |cores: Option<&str>| {
@@ -343,6 +402,8 @@ impl RunView {
                 )?;
             }
         }
+
+        write_timeline(&mut text, &record.timeline)?;
 
         let ok = self.invocations.iter().filter(|i| i.ok).count();
         writeln!(
@@ -454,7 +515,13 @@ mod tests {
 
     #[test]
     fn every_phase_simctl_records_says_what_it_includes() {
-        for name in ["boot", "qemu", "gem5-setup", "gem5-measure-o3"] {
+        for name in [
+            "boot",
+            "qemu",
+            "gem5-boot",
+            "gem5-warmup",
+            "gem5-measure-o3",
+        ] {
             assert!(!phase_includes(name).is_empty(), "{name}");
         }
     }

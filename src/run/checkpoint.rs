@@ -1,5 +1,12 @@
-//! What a gem5 checkpoint depends on, so that design points that only change what happens after
-//! the restore share one boot and warm-up.
+//! What gem5's two checkpoints depend on, so that design points that only change what happens
+//! after the restore share one boot and one warm-up.
+//!
+//! * The **boot checkpoint** (Linux up, the guest agent waiting for its plan) depends on the
+//!   gem5 binary, the config script, kernel, image, kernel command line, boot CPU and the boot
+//!   system keys below, and on no workload or plan: every workload of an image restores it.
+//! * The **warm checkpoint** (function started, warm-up invocations done) is the boot
+//!   checkpoint plus the run plan (function, warm-up, and the client's load, which the client
+//!   already holds in memory when the checkpoint is taken).
 //!
 //! Restoring needs the same memory size and core count (memory and CPUs are serialized state),
 //! and the same clock: the guest calibrated its TSC against the CPU clock at boot, so another
@@ -18,11 +25,11 @@ use super::system::SystemSpec;
 use crate::cache::CacheKey;
 
 /// Bump when what a checkpoint holds or how it is made changes.
-const CHECKPOINT_RECIPE: u32 = 2;
+const CHECKPOINT_RECIPE: u32 = 3;
 
-/// Everything a checkpoint (boot + function start + warm-up on the fast CPU) is made from.
+/// Everything the boot checkpoint is made from.
 #[derive(Debug)]
-pub struct CheckpointInputs<'a> {
+pub struct BootCheckpointInputs<'a> {
     /// Content hash of the gem5 binary.
     pub gem5: &'a str,
     pub config_script: &'a Path,
@@ -30,27 +37,31 @@ pub struct CheckpointInputs<'a> {
     pub system: &'a SystemSpec,
     pub kernel: &'a CacheKey,
     pub image: &'a CacheKey,
-    /// The run plan: the function, its warm-up invocations and the client's load.
-    pub plan: &'a str,
     pub cmdline: &'a str,
     /// The CPU that boots and warms up (atomic or KVM).
     pub fast_cpu: &'a str,
 }
 
-impl CheckpointInputs<'_> {
-    /// The checkpoint's key: the system enters only through [`BOOT_SYSTEM_KEYS`], and the CPU
-    /// model of the measured phase not at all.
+impl BootCheckpointInputs<'_> {
+    /// The boot checkpoint's key: the system enters only through [`BOOT_SYSTEM_KEYS`], the CPU
+    /// model of the measured phase and the workload not at all.
     pub fn key(&self) -> Result<CacheKey> {
-        Ok(CacheKey::new("checkpoint", CHECKPOINT_RECIPE)
+        Ok(CacheKey::new("boot-checkpoint", CHECKPOINT_RECIPE)
             .text("gem5", self.gem5)
             .file("config", self.config_script)?
             .text("boot_system", &boot_system(self.system))
             .key("kernel", self.kernel)
             .key("image", self.image)
-            .text("plan", self.plan)
             .text("cmdline", self.cmdline)
             .text("fast_cpu", self.fast_cpu))
     }
+}
+
+/// The warm checkpoint's key: the boot checkpoint it restores plus the run plan.
+pub fn warm_key(boot: &CacheKey, plan: &str) -> CacheKey {
+    CacheKey::new("warm-checkpoint", CHECKPOINT_RECIPE)
+        .key("boot", boot)
+        .text("plan", plan)
 }
 
 /// System keys (gem5-configs/systems/*.toml) a checkpoint depends on; simctl_fs.py checks the
@@ -116,7 +127,7 @@ mod tests {
     }
 
     #[test]
-    fn checkpoint_key_follows_the_boot_inputs_only() {
+    fn boot_key_follows_the_boot_inputs_only_and_the_warm_key_adds_the_plan() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("simctl_fs.py");
         std::fs::write(&script, "# config\n").unwrap();
@@ -124,20 +135,35 @@ mod tests {
         let other_kernel = CacheKey::new("kernel", 1).text("v", "6.12");
         let image = CacheKey::new("image", 1).text("w", "aes-go");
         let key = |overrides: &[&str], kernel: &CacheKey| {
-            CheckpointInputs {
+            BootCheckpointInputs {
                 gem5: "abc",
                 config_script: &script,
                 system: &default_with(overrides),
                 kernel,
                 image: &image,
-                plan: "warmup = 5",
                 cmdline: "console=ttyS0",
                 fast_cpu: "atomic",
             }
             .key()
             .unwrap()
-            .hex()
         };
+        let boot = key(&[], &kernel);
+        let warm = warm_key(&boot, "warmup = 5").hex();
+        assert_eq!(
+            warm_key(&key(&["llc_size=256kB"], &kernel), "warmup = 5").hex(),
+            warm
+        );
+        assert_ne!(
+            warm_key(&boot, "warmup = 6").hex(),
+            warm,
+            "another plan warms up again"
+        );
+        assert_ne!(
+            warm_key(&key(&["num_cores=4"], &kernel), "warmup = 5").hex(),
+            warm,
+            "another boot warms up again"
+        );
+        let key = |overrides: &[&str], kernel: &CacheKey| key(overrides, kernel).hex();
         let base = key(&[], &kernel);
         assert_eq!(key(&["llc_size=256kB"], &kernel), base);
         assert_ne!(key(&["memory_size=3GB"], &kernel), base);

@@ -119,6 +119,13 @@ impl ConsoleState {
         }
     }
 
+    /// Applies every marker of a whole console text (a checkpoint's console, read back).
+    pub fn replay(&mut self, text: &str) {
+        for event in text.lines().filter_map(parse_line) {
+            self.apply(&event);
+        }
+    }
+
     /// A short phase name for progress displays.
     pub fn phase(&self) -> String {
         if let Some(ok) = self.done {

@@ -1,12 +1,16 @@
 //! The gem5 platform: one gem5 process per phase, running `gem5-configs/simctl_fs.py`.
 //!
-//! * setup: boot on the fast CPU (KVM when it really works, atomic otherwise), start the
-//!   function, run the warm-up invocations, and save a checkpoint when the client marks the end
-//!   of warm-up, always with the same caches. The checkpoint is an artifact, cached under a key
-//!   of what a restore depends on (see `checkpoint.rs`), so runs that differ only in the
-//!   measured phase (CPU model, cache sizes) reuse it.
-//! * measure: restore it on the detailed CPU; gem5 resets stats at each measured invocation's
-//!   workbegin and dumps them at its workend, so `stats.txt` has one dump per invocation.
+//! * boot: boot Linux on the fast CPU (KVM when it really works, atomic otherwise) and save the
+//!   boot checkpoint as soon as the guest agent is up, before it reads any plan: one boot serves
+//!   every workload of the image and every design point.
+//! * warmup: restore the boot checkpoint on the fast CPU with the run's plan as the readfile;
+//!   the guest starts the function and runs the warm-up invocations, and the client's m5
+//!   checkpoint saves the warm checkpoint. Both checkpoints are artifacts, cached under keys of
+//!   what a restore depends on (see `checkpoint.rs`), always made with the same caches, so runs
+//!   that differ only in the measured phase (CPU model, cache sizes) reuse them.
+//! * measure: restore the warm checkpoint on the detailed CPU; the warming invocations run
+//!   unmarked, then gem5 resets stats at each measured invocation's workbegin and dumps them at
+//!   its workend, so `stats.txt` has one dump per measured invocation.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -45,8 +49,13 @@ impl CpuModel {
 /// Which phase one gem5 process runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
-    Setup {
+    Boot {
         fast_cpu: FastCpu,
+        checkpoint_dir: PathBuf,
+    },
+    Warmup {
+        fast_cpu: FastCpu,
+        restore: PathBuf,
         checkpoint_dir: PathBuf,
     },
     Measure {
@@ -91,12 +100,22 @@ impl Gem5Invocation {
         push("--system", self.system.clone().into_os_string());
         push("--kernel-args", self.kernel_args.clone().into());
         match &self.phase {
-            Phase::Setup {
+            Phase::Boot {
                 fast_cpu,
                 checkpoint_dir,
             } => {
-                push("--phase", "setup".into());
+                push("--phase", "boot".into());
                 push("--fast-cpu", fast_cpu.name().into());
+                push("--checkpoint-dir", checkpoint_dir.clone().into_os_string());
+            }
+            Phase::Warmup {
+                fast_cpu,
+                restore,
+                checkpoint_dir,
+            } => {
+                push("--phase", "warmup".into());
+                push("--fast-cpu", fast_cpu.name().into());
+                push("--restore", restore.clone().into_os_string());
                 push("--checkpoint-dir", checkpoint_dir.clone().into_os_string());
             }
             Phase::Measure {
@@ -148,9 +167,9 @@ mod tests {
     }
 
     #[test]
-    fn setup_phase_arguments() {
+    fn boot_phase_arguments() {
         let args = text(
-            invocation(Phase::Setup {
+            invocation(Phase::Boot {
                 fast_cpu: FastCpu::Atomic,
                 checkpoint_dir: "/c/cpt".into(),
             })
@@ -162,13 +181,32 @@ mod tests {
         );
         let joined = args.join(" ");
         assert!(
-            joined.contains("--phase setup --fast-cpu atomic --checkpoint-dir /c/cpt"),
+            joined.contains("--phase boot --fast-cpu atomic --checkpoint-dir /c/cpt"),
             "{joined}"
         );
         assert!(joined.contains("--system /r/system.toml"), "{joined}");
         assert!(
             args.contains(&"console=ttyS0 isolcpus=1".to_string()),
             "kernel args stay one argument"
+        );
+    }
+
+    #[test]
+    fn warmup_phase_restores_the_boot_checkpoint_and_saves_another() {
+        let args = text(
+            invocation(Phase::Warmup {
+                fast_cpu: FastCpu::Kvm,
+                restore: "/b/cpt".into(),
+                checkpoint_dir: "/w/cpt".into(),
+            })
+            .args(),
+        );
+        let joined = args.join(" ");
+        assert!(
+            joined.ends_with(
+                "--phase warmup --fast-cpu kvm --restore /b/cpt --checkpoint-dir /w/cpt"
+            ),
+            "{joined}"
         );
     }
 

@@ -5,6 +5,7 @@ pub mod cmdline;
 pub mod console;
 pub mod doctor;
 pub mod gem5;
+pub mod gem5run;
 pub mod kvm;
 pub mod pipeline;
 pub mod plan;
@@ -49,6 +50,11 @@ pub struct RunArgs {
     /// Warm-up invocations before the measured ones (checkpoint taken after them on gem5).
     #[arg(long, default_value_t = 5)]
     pub warmup: u64,
+    /// gem5: invocations after the checkpoint is restored and before the first measured one,
+    /// on the measured CPU, so that the measured invocations find warm caches, TLBs and branch
+    /// predictors instead of the restore's cold ones [default: 5].
+    #[arg(long, value_name = "N")]
+    pub warm: Option<u64>,
     /// Load pattern of the client.
     #[arg(long, value_enum, default_value_t = Pattern::Closed)]
     pub pattern: Pattern,

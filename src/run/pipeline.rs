@@ -7,26 +7,26 @@
 //!    identities; the run record and its key.
 //! 3. **run directory** ([`open_run_dir`]): reuse the finished identical run, refuse a
 //!    different one (`--force` replaces it), or start a new attempt.
-//! 4. **platform**: QEMU boots and measures in one process ([`run_qemu`]); gem5 boots and warms
-//!    up into a checkpoint artifact ([`gem5_boot_checkpoint`]) and measures from it ([`gem5_measure`]).
+//! 4. **platform**: QEMU boots and measures in one process ([`run_qemu`]); gem5 boots into a
+//!    boot checkpoint, warms the function up into a warm checkpoint (both cached artifacts) and
+//!    measures from it ([`super::gem5run`]).
 //! 5. **collect** ([`check_guest`], the report, status.json).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use super::cmdline::{KernelCmdline, m5_mode};
 use super::console::ConsoleState;
-use super::gem5::{FastCpu, Gem5Invocation, Phase};
+use super::gem5run::{self, Gem5Setup, SYSTEM_FILE};
 use super::kvm::KvmStatus;
 use super::qemu::{Accel, QemuMachine};
 use super::rundir::{RunDir, RunLock, RunState, StatusTracker};
 use super::spec::{self, Artifacts, Provenance, Resolved, RunRecord, RunSpec, differences};
-use super::system::SystemSpec;
 use super::watch::{PhaseLimits, follow, progress_bar};
-use super::{CpuModel, RunArgs, plan::FUNCTION_CPU};
-use crate::cache::{CacheKey, hash_file};
+use super::{RunArgs, plan::FUNCTION_CPU};
+use crate::cache::hash_file;
 use crate::fsutil::write_atomic;
 use crate::image::{self, ImageArtifact};
 use crate::kernel::{self, KernelArtifact, KernelRequest};
@@ -35,8 +35,6 @@ use crate::project::Project;
 
 /// Loops per jiffy for the gem5 guest: skips the delay-loop calibration (simulated seconds).
 const GEM5_LPJ: u64 = 7_999_923;
-/// The resolved system file gem5 reads, in the run directory and in the checkpoint.
-const SYSTEM_FILE: &str = "system.toml";
 
 /// What a finished run produced.
 #[derive(Debug)]
@@ -165,17 +163,6 @@ struct Built {
     record: RunRecord,
 }
 
-/// The gem5 side of a run: binary, config, system, and the checkpoint's key.
-#[derive(Debug)]
-struct Gem5Setup {
-    binary: PathBuf,
-    config_script: PathBuf,
-    system: SystemSpec,
-    boot_cpu: FastCpu,
-    cpu: CpuModel,
-    checkpoint_key: CacheKey,
-}
-
 /// Phase 2: builds (or finds) kernel and image, and makes the run record.
 fn artifacts(
     project: &Project,
@@ -201,17 +188,17 @@ fn artifacts(
             // Once per binary file (stat-keyed record), not a 1.3 s read of gem5.opt per run.
             let binary_hash = crate::gem5build::content_hash(&project.cache_dir(), binary)?;
             let config_hash = hash_file(&config_script)?;
-            let checkpoint_key = super::checkpoint::CheckpointInputs {
+            let boot_key = super::checkpoint::BootCheckpointInputs {
                 gem5: &binary_hash,
                 config_script: &config_script,
                 system: &gem5_spec.system,
                 kernel: &kernel.key,
                 image: &image.key,
-                plan: &plan,
                 cmdline: &cmdline,
                 fast_cpu: gem5_spec.boot_cpu.name(),
             }
             .key()?;
+            let warm_key = super::checkpoint::warm_key(&boot_key, &plan);
             artifacts.gem5_blake3 = Some(binary_hash);
             artifacts.gem5_config_blake3 = Some(config_hash);
             Some(Gem5Setup {
@@ -220,7 +207,8 @@ fn artifacts(
                 system: gem5_spec.system.clone(),
                 boot_cpu: gem5_spec.boot_cpu,
                 cpu: gem5_spec.cpu,
-                checkpoint_key,
+                boot_key,
+                warm_key,
             })
         }
         _ => None,
@@ -237,7 +225,9 @@ fn artifacts(
             image: image.path.clone(),
             system_file: Some(resolved.system_file.clone()),
             gem5: resolved.gem5.clone(),
+            boot_checkpoint: None,
             checkpoint: None,
+            gem5_timeline: Vec::new(),
         },
     };
     eprintln!("accelerator: {}", record.provenance.accelerator);
@@ -345,20 +335,18 @@ fn execute(
                 &dir.path().join(SYSTEM_FILE),
                 setup.system.to_toml().as_bytes(),
             )?;
-            let (checkpoint, console) =
-                gem5_boot_checkpoint(project, dir, setup, &boot, &built.plan, args, tracker)?;
-            built.record.provenance.checkpoint = Some(checkpoint.clone());
+            let checkpoints =
+                gem5run::checkpoints(project, dir, setup, &boot, &built.plan, args, tracker)?;
+            built.record.provenance.boot_checkpoint = Some(checkpoints.boot.clone());
+            built.record.provenance.checkpoint = Some(checkpoints.warm.clone());
+            built.record.provenance.gem5_timeline = checkpoints.timelines.clone();
             write_run_record(dir, &built.record)?;
-            gem5_measure(
-                dir,
-                setup,
-                &boot,
-                &checkpoint,
-                &console,
-                &built.spec,
-                args,
-                tracker,
-            )?;
+            let (timelines, measured) =
+                gem5run::measure(dir, setup, &boot, &checkpoints, &built.spec, args, tracker);
+            // The timeline goes into run.toml even when the measured phase failed.
+            built.record.provenance.gem5_timeline = timelines;
+            write_run_record(dir, &built.record)?;
+            measured?;
         }
         (None, None) => bail!("a gem5 run without a gem5 binary"),
     }
@@ -382,7 +370,11 @@ fn report_boot(
     Ok(())
 }
 
-fn default_limits(args: &RunArgs, deadline: Duration, watchdog: Duration) -> PhaseLimits {
+pub(super) fn default_limits(
+    args: &RunArgs,
+    deadline: Duration,
+    watchdog: Duration,
+) -> PhaseLimits {
     PhaseLimits {
         deadline: args.timeout.map(Into::into).unwrap_or(deadline),
         watchdog: args.watchdog.map(Into::into).unwrap_or(watchdog),
@@ -391,7 +383,7 @@ fn default_limits(args: &RunArgs, deadline: Duration, watchdog: Duration) -> Pha
 
 /// Phase 5: the guest's own verdict plus the checks every run needs.
 /// `spec.bench`: a --bench program writes its own files, so results.csv is not checked.
-fn check_guest(console: &ConsoleState, results: &Path, spec: &RunSpec) -> Result<()> {
+pub(super) fn check_guest(console: &ConsoleState, results: &Path, spec: &RunSpec) -> Result<()> {
     let invocations = spec.bench.is_none().then_some(spec.invocations);
     if let Some(panic) = &console.panic {
         bail!("guest kernel panic: {panic}");
@@ -431,10 +423,10 @@ fn check_guest(console: &ConsoleState, results: &Path, spec: &RunSpec) -> Result
 }
 
 /// What every boot of a run shares.
-struct Boot<'a> {
-    kernel: &'a KernelArtifact,
-    image: &'a ImageArtifact,
-    cmdline: &'a str,
+pub(super) struct Boot<'a> {
+    pub kernel: &'a KernelArtifact,
+    pub image: &'a ImageArtifact,
+    pub cmdline: &'a str,
 }
 
 /// Phase 4 on QEMU: one process boots, warms up and measures; the results come back on the
@@ -484,184 +476,6 @@ fn run_qemu(
     if let Ok(Some(tar)) = simctl_guest::transfer::read_output(&transfer) {
         simctl_guest::transfer::unpack(&tar, &dir.results_dir())
             .context("cannot unpack the guest's results")?;
-    }
-    outcome.ended.check()?;
-    check_guest(&outcome.console, &dir.results_dir(), spec)
-}
-
-impl Gem5Setup {
-    /// The gem5 command of one phase; `boot` carries kernel, image and command line.
-    fn invocation(
-        &self,
-        boot: &Boot,
-        outdir: PathBuf,
-        readfile: &Path,
-        system: PathBuf,
-        phase: Phase,
-    ) -> Gem5Invocation {
-        Gem5Invocation {
-            gem5: self.binary.clone(),
-            config_script: self.config_script.clone(),
-            outdir,
-            kernel: boot.kernel.vmlinux.clone(),
-            image: boot.image.path.clone(),
-            readfile: readfile.to_path_buf(),
-            system,
-            kernel_args: boot.cmdline.to_string(),
-            phase,
-        }
-    }
-}
-
-/// Phase 4a on gem5: boot on the fast CPU, start the function, warm up, save a checkpoint (an
-/// artifact shared by every run with the same key). Returns the checkpoint and what the
-/// console said (the measure phase continues from that state).
-fn gem5_boot_checkpoint(
-    project: &Project,
-    dir: &RunDir,
-    setup: &Gem5Setup,
-    boot: &Boot,
-    plan: &str,
-    args: &RunArgs,
-    tracker: &mut StatusTracker,
-) -> Result<(PathBuf, ConsoleState)> {
-    let started = Instant::now();
-    let mut console = ConsoleState::default();
-    let mut boot_wall = None;
-    let checkpoint =
-        project
-            .store()
-            .get_or_build("checkpoints", &setup.checkpoint_key, |staging| {
-                (console, boot_wall) = boot_to_checkpoint(staging, setup, boot, plan, args)?;
-                Ok(())
-            });
-    let link = dir.path().join("setup");
-    let _ = std::fs::remove_file(&link);
-    let checkpoint = match checkpoint {
-        Ok(checkpoint) => checkpoint,
-        Err(err) => {
-            let failed = project
-                .store()
-                .root()
-                .join("checkpoints")
-                .join(format!("{}.failed", setup.checkpoint_key.hex()));
-            let _ = std::os::unix::fs::symlink(&failed, &link);
-            return Err(err);
-        }
-    };
-    let _ = std::os::unix::fs::symlink(&checkpoint.path, &link);
-    if checkpoint.reused {
-        eprintln!("checkpoint: reusing {}", checkpoint.path.display());
-    } else {
-        report_boot(tracker, &console, boot_wall, "simulated")?;
-        tracker.phase_done("gem5-setup", started.elapsed())?;
-    }
-    Ok((checkpoint.path, console))
-}
-
-/// One gem5 process in `staging` (the checkpoint artifact being built): boot, start the
-/// function, warm up, save `staging/cpt`. Returns what the console said and the boot's wall.
-fn boot_to_checkpoint(
-    staging: &Path,
-    setup: &Gem5Setup,
-    boot: &Boot,
-    plan: &str,
-    args: &RunArgs,
-) -> Result<(ConsoleState, Option<Duration>)> {
-    let readfile = staging.join("plan.toml");
-    std::fs::write(&readfile, plan)?;
-    let system = staging.join(SYSTEM_FILE);
-    std::fs::write(&system, setup.system.to_toml())?;
-    let outdir = staging.join("m5out");
-    let phase = Phase::Setup {
-        fast_cpu: setup.boot_cpu,
-        checkpoint_dir: staging.join("cpt"),
-    };
-    let mut child = setup
-        .invocation(boot, outdir.clone(), &readfile, system, phase)
-        .command()
-        .spawn_logged(&outdir.join("gem5.log"))?;
-    let bar = progress_bar("gem5 boot + warm-up");
-    let limits = default_limits(
-        args,
-        Duration::from_secs(6 * 3600),
-        Duration::from_secs(1800),
-    );
-    let outcome = follow(
-        &mut child,
-        &super::gem5::console_file(&outdir),
-        &limits,
-        ConsoleState::default(),
-        &bar,
-    )?;
-    bar.finish_and_clear();
-    outcome.ended.check()?;
-    if !staging.join("cpt").is_dir() {
-        bail!(
-            "gem5 ended without saving a checkpoint; see {}",
-            outdir.join("gem5.log").display()
-        );
-    }
-    Ok((outcome.console, outcome.boot_wall))
-}
-
-/// Phase 4b on gem5: restore the checkpoint on the measured CPU; one stats dump per measured
-/// invocation; then collect the console and the guest's results.
-#[allow(clippy::too_many_arguments)]
-fn gem5_measure(
-    dir: &RunDir,
-    setup: &Gem5Setup,
-    boot: &Boot,
-    checkpoint: &Path,
-    setup_console: &ConsoleState,
-    spec: &RunSpec,
-    args: &RunArgs,
-    tracker: &mut StatusTracker,
-) -> Result<()> {
-    let cpu = setup.cpu;
-    let started = Instant::now();
-    let outdir = dir.m5out();
-    let phase = Phase::Measure {
-        restore: checkpoint.join("cpt"),
-        cpu,
-        invocations: spec.invocations,
-    };
-    let mut child = setup
-        .invocation(
-            boot,
-            outdir.clone(),
-            &dir.plan(),
-            dir.path().join(SYSTEM_FILE),
-            phase,
-        )
-        .command()
-        .spawn_logged(&outdir.join("gem5.log"))?;
-    let bar = progress_bar(&format!("gem5 {}", cpu.name()));
-    let limits = default_limits(
-        args,
-        Duration::from_secs(12 * 3600),
-        Duration::from_secs(3600),
-    );
-    let measured_console = ConsoleState {
-        booted: true,
-        function_up: true,
-        warmup_done: true,
-        affinities: setup_console.affinities.clone(),
-        ..Default::default()
-    };
-    let outcome = follow(
-        &mut child,
-        &super::gem5::console_file(&outdir),
-        &limits,
-        measured_console,
-        &bar,
-    )?;
-    bar.finish_and_clear();
-    tracker.phase_done(&format!("gem5-measure-{}", cpu.name()), started.elapsed())?;
-    std::fs::copy(super::gem5::console_file(&outdir), dir.console_log()).ok();
-    std::fs::create_dir_all(dir.results_dir())?;
-    for name in ["results.csv", "results.json"] {
-        let _ = std::fs::copy(outdir.join(name), dir.results_dir().join(name));
     }
     outcome.ended.check()?;
     check_guest(&outcome.console, &dir.results_dir(), spec)

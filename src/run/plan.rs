@@ -49,6 +49,11 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
         spec.request.clone(),
         "--warmup".into(),
         spec.warmup.to_string(),
+        "--warming".into(),
+        spec.gem5
+            .as_ref()
+            .map_or(0, |gem5| gem5.warming)
+            .to_string(),
         "--invocations".into(),
         spec.invocations.to_string(),
         "--cpu".into(),

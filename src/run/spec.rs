@@ -37,6 +37,9 @@ const DEFAULT_PARALLEL: u64 = 2;
 const DEFAULT_PAUSE_MS: u64 = 100;
 /// The methodology's in-order core (serverless-suite "dual in-order cores", vSwarm-u `simple`).
 pub const DEFAULT_CPU: CpuModel = CpuModel::Timing;
+/// Warming invocations after a restore (`--warm`): enough for the first measured invocation
+/// to find the function's code and data in the caches and its branches in the predictors.
+pub const DEFAULT_WARMING: u64 = 5;
 
 /// How the client sends requests, with the parameters of that pattern only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +92,9 @@ pub struct Gem5Spec {
     pub cpu: CpuModel,
     /// The CPU that boots and warms up before the checkpoint.
     pub boot_cpu: FastCpu,
+    /// Invocations on the measured CPU after the restore and before the first measured one.
+    #[serde(default)]
+    pub warming: u64,
     pub system: SystemSpec,
 }
 
@@ -157,8 +163,15 @@ pub struct Provenance {
     pub system_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gem5: Option<PathBuf>,
+    /// gem5: the boot checkpoint (shared by every workload of the image) and the warm one
+    /// (this plan's) that the measured phase restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_checkpoint: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<PathBuf>,
+    /// gem5: each process (boot, warmup, measure) with its steps' host and simulated seconds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gem5_timeline: Vec<super::gem5run::ProcessTimeline>,
 }
 
 /// `run.toml`: the spec, the artifacts, the key made from both, and where things were.
@@ -289,6 +302,9 @@ pub fn check_args(args: &RunArgs, platform: Option<PlatformKind>) -> Result<Chec
             args.warmup
         );
     }
+    if let Some(warm) = args.warm.filter(|warm| *warm > MAX_WARMUP) {
+        bail!("--warm {warm}: at most {MAX_WARMUP} warming invocations");
+    }
     if args.workload.trim().is_empty() {
         bail!("--workload is empty; hint: name a folder in workloads/");
     }
@@ -330,6 +346,11 @@ fn check_platform(
     platform: PlatformKind,
 ) -> Result<()> {
     if platform == PlatformKind::Qemu {
+        if let Some(warm) = args.warm {
+            bail!(
+                "--warm {warm} applies to gem5 only: it warms the measured CPU after a checkpoint                  is restored, and QEMU restores none; hint: use --warmup for invocations before                  the measured ones"
+            );
+        }
         if let Some(cpu) = args.cpu {
             bail!(
                 "--cpu {} applies to gem5 only: QEMU runs the guest on its own CPU (KVM or TCG); \
@@ -526,6 +547,7 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
         } else {
             FastCpu::Atomic
         },
+        warming: args.warm.unwrap_or(DEFAULT_WARMING),
         system: checked.system.clone(),
     });
     let qemu_spec = (platform == PlatformKind::Qemu).then(|| QemuSpec {
@@ -701,6 +723,7 @@ mod tests {
             gem5: Some(Gem5Spec {
                 cpu: CpuModel::Timing,
                 boot_cpu: FastCpu::Atomic,
+                warming: DEFAULT_WARMING,
                 system,
             }),
             qemu: None,
@@ -769,7 +792,9 @@ mod tests {
                 image: "/i/disk.img".into(),
                 system_file: Some("/s/default.toml".into()),
                 gem5: Some("/g/gem5.opt".into()),
+                boot_checkpoint: None,
                 checkpoint: None,
+                gem5_timeline: Vec::new(),
             },
         };
         let dir = tempfile::tempdir().unwrap();

@@ -54,9 +54,13 @@ struct Args {
     /// Request text; default: the service's default request (see below).
     #[arg(long)]
     request: Option<String>,
-    /// Warm-up invocations (not measured).
+    /// Warm-up invocations (not measured), before the m5 checkpoint.
     #[arg(long, default_value_t = 0)]
     warmup: u64,
+    /// Warming invocations (not measured), after the m5 checkpoint and before the measured
+    /// ones: after a restore they warm the measured CPU's caches and predictors.
+    #[arg(long, default_value_t = 0)]
+    warming: u64,
     /// Measured invocations.
     #[arg(long, default_value_t = 10)]
     invocations: u64,
@@ -126,6 +130,7 @@ impl Args {
         };
         Load {
             warmup: self.warmup,
+            warming: self.warming,
             invocations: self.invocations,
             pattern,
             stats_ops: self.stats_ops,

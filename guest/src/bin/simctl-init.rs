@@ -1,6 +1,7 @@
 //! `simctl-init`: the boot agent. As PID 1 (`init=/sbin/simctl-init`) it mounts the basic
-//! file systems, brings up loopback, fetches the run plan (m5 readfile under gem5, the transfer
-//! disk under QEMU), runs it, hands the results back and stops the machine. Under systemd
+//! file systems, brings up loopback, under gem5 asks for the boot checkpoint (m5 checkpoint),
+//! fetches the run plan (m5 readfile under gem5, the transfer disk under QEMU), runs it, hands
+//! the results back and stops the machine. Under systemd
 //! (`--service`) it does the same without mounting or powering off itself.
 //!
 //! It never hangs silently: every step has a timeout, failures print `SIMCTL-ERROR`, the end
@@ -395,6 +396,16 @@ fn main() -> ExitCode {
         M5::new(Mode::Off)
     })
     .expect("off mode needs no resources");
+    if m5.mode() != Mode::Off {
+        // The boot checkpoint: gem5's boot phase saves it here and stops; every workload and
+        // design point restores it with its own plan as the readfile, which is why the plan is
+        // read only after this line.
+        m5.checkpoint(0, 0);
+        say(&format!(
+            "SIMCTL-PROGRESS boot-restored uptime={}",
+            uptime()
+        ));
+    }
     let ok = match fetch_plan(&options, &m5) {
         Err(message) => {
             error(&message);
