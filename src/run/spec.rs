@@ -678,6 +678,17 @@ mod tests {
         );
         let err = error("--workload w --cpu o3", Some(PlatformKind::Qemu));
         assert!(err.contains("--cpu o3 applies to gem5 only"), "{err}");
+        let err = error(
+            "--workload w --platform qemu --warm 3",
+            Some(PlatformKind::Qemu),
+        );
+        assert!(
+            err.contains(
+                "--warm 3 applies to gem5 only: it warms the measured CPU after a \
+                          checkpoint is restored"
+            ),
+            "{err}"
+        );
         let err = error("--workload w --set llc_size=1MB", Some(PlatformKind::Qemu));
         assert!(err.contains("QEMU does not model llc_size"), "{err}");
         assert!(
