@@ -348,7 +348,9 @@ fn check_platform(
     if platform == PlatformKind::Qemu {
         if let Some(warm) = args.warm {
             bail!(
-                "--warm {warm} applies to gem5 only: it warms the measured CPU after a checkpoint                  is restored, and QEMU restores none; hint: use --warmup for invocations before                  the measured ones"
+                "--warm {warm} applies to gem5 only: it warms the measured CPU after a checkpoint \
+                 is restored, and QEMU restores none; hint: use --warmup for invocations before \
+                 the measured ones"
             );
         }
         if let Some(cpu) = args.cpu {
