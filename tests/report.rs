@@ -7,6 +7,7 @@ use assert_cmd::Command;
 use common::fixtures;
 use predicates::prelude::*;
 use simctl::report::core_metrics;
+use simctl::run::rundir::{RunDir, RunState, Status, Writer};
 use simctl::stats::{Value, read_dumps};
 
 /// Expected metrics of one (file, dump, cpu). NaN = "must be empty" (no source stat).
@@ -506,8 +507,12 @@ fn cli_refuses_a_dump_cut_mid_number_unless_allowed() {
     assert!(lines[1].contains(",0,0,1,219,"), "{}", lines[1]);
 }
 
-/// A run directory as `simctl run` leaves it, with this status.json state.
-fn run_dir(parent: &std::path::Path, state: &str) -> std::path::PathBuf {
+/// A run directory as `simctl run` leaves it, in this state, written by `writer`.
+fn run_dir(
+    parent: &std::path::Path,
+    state: RunState,
+    writer: Option<Writer>,
+) -> std::path::PathBuf {
     let dir = parent.join(format!("run-{state}"));
     std::fs::create_dir_all(dir.join("m5out")).unwrap();
     std::fs::copy(
@@ -515,18 +520,24 @@ fn run_dir(parent: &std::path::Path, state: &str) -> std::path::PathBuf {
         dir.join("m5out/stats.txt"),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("status.json"),
-        format!(r#"{{"state": "{state}", "phases": []}}"#),
-    )
-    .unwrap();
+    RunDir::open(&dir)
+        .write_status(&Status {
+            state,
+            cause: None,
+            started_unix_s: 1,
+            finished_unix_s: None,
+            phases: Vec::new(),
+            writer,
+        })
+        .unwrap();
     dir
 }
 
 #[test]
 fn cli_refuses_a_run_that_is_still_running_unless_allowed() {
     let temp = tempfile::tempdir().unwrap();
-    let running = run_dir(temp.path(), "running");
+    // This test process is the live writer: the run is really running.
+    let running = run_dir(temp.path(), RunState::Running, Some(Writer::me()));
     for path in [
         running.clone(),
         running.join("m5out"),
@@ -555,7 +566,20 @@ fn cli_refuses_a_run_that_is_still_running_unless_allowed() {
         !running.join("report.md").exists(),
         "a running run's report.md is not rewritten"
     );
-    let broken = run_dir(temp.path(), "ok");
+    // A `running` whose writer is gone was interrupted: its complete dumps are final.
+    let interrupted = run_dir(temp.path(), RunState::Interrupted, None);
+    std::fs::write(
+        interrupted.join("status.json"),
+        r#"{"state": "running", "started_unix_s": 1, "phases": []}"#,
+    )
+    .unwrap();
+    simctl()
+        .args(["report", "--format", "csv"])
+        .arg(&interrupted)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(",1,0,1000000,971323,"));
+    let broken = run_dir(temp.path(), RunState::Ok, None);
     std::fs::write(broken.join("status.json"), "{not json").unwrap();
     simctl()
         .args(["report"])

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::run::rundir::{RunDir, RunState};
 use crate::stats::Dump;
 use crate::stats::parse::{incomplete_message, no_dump_error, open};
 
@@ -21,8 +22,8 @@ fn run_dir_of(stats_file: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
-/// Whether the run behind `stats_file` is still running (status.json read as plain JSON:
-/// its `state`). Refused unless `allow_incomplete`, which only warns.
+/// Whether the run behind `stats_file` is still running (its status.json says `running` and the
+/// simctl that wrote it is alive). Refused unless `allow_incomplete`, which only warns.
 pub fn still_running(stats_file: &Path, allow_incomplete: bool) -> Result<bool> {
     match run_dir_of(stats_file) {
         Some(dir) => run_still_running(&dir, allow_incomplete),
@@ -31,19 +32,16 @@ pub fn still_running(stats_file: &Path, allow_incomplete: bool) -> Result<bool> 
 }
 
 /// Whether the run in `dir` is still running; refused unless `allow_incomplete` (see
-/// [`still_running`]).
+/// [`still_running`]). A `running` left behind by a simctl that died reads as interrupted
+/// (`RunDir::status`): its complete dumps are final.
 pub fn run_still_running(dir: &Path, allow_incomplete: bool) -> Result<bool> {
-    let status = dir.join("status.json");
-    let text = std::fs::read_to_string(&status)
-        .with_context(|| format!("cannot read {}", status.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+    let status = RunDir::open(dir).status().with_context(|| {
         format!(
-            "{} is not valid JSON; hint: simctl run writes it; a damaged one says nothing \
-             about whether the run ended",
-            status.display()
+            "{}: a damaged status.json says nothing about whether the run ended",
+            dir.display()
         )
     })?;
-    if value["state"].as_str() != Some("running") {
+    if status.is_none_or(|status| status.state != RunState::Running) {
         return Ok(false);
     }
     let message = format!(

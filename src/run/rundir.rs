@@ -81,7 +81,8 @@ pub struct Writer {
 }
 
 impl Writer {
-    fn me() -> Writer {
+    /// This process, as a status file names its writer.
+    pub fn me() -> Writer {
         let pid = std::process::id();
         Writer {
             host: host_name(),
