@@ -46,6 +46,11 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// [`Mode::parse`] with an error that names the choices (a command-line value parser).
+    pub fn parse_arg(text: &str) -> Result<Mode, String> {
+        Mode::parse(text).ok_or_else(|| format!("'{text}' is not one of inst, addr, off"))
+    }
+
     pub fn parse(text: &str) -> Option<Mode> {
         match text {
             "inst" => Some(Mode::Inst),

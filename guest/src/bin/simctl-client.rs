@@ -87,7 +87,7 @@ struct Args {
     out: PathBuf,
     /// How m5 ops are issued; default: SIMCTL_M5, else simctl.m5= on the kernel command line,
     /// else off.
-    #[arg(long, value_parser = parse_m5_mode, value_name = "inst|addr|off")]
+    #[arg(long, value_parser = Mode::parse_arg, value_name = "inst|addr|off")]
     m5: Option<Mode>,
     /// Also reset and dump stats around every measured invocation.
     #[arg(long)]
@@ -106,10 +106,6 @@ enum PatternArg {
 enum ArrivalArg {
     Uniform,
     Poisson,
-}
-
-fn parse_m5_mode(text: &str) -> Result<Mode, String> {
-    Mode::parse(text).ok_or_else(|| format!("'{text}' is not one of inst, addr, off"))
 }
 
 impl Args {

@@ -7,54 +7,43 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use clap::Parser;
 use simctl_guest::m5::{M5, Mode};
 
-const USAGE: &str =
-    "usage: simctl-hookbench [--reps R] [--reads N] [--out DIR] [--m5 inst|addr|off]
-  [--readbench PATH] [--hook PATH]";
+/// Bad command line (clap uses 2 too) or m5 ops unavailable.
+const EXIT_USAGE: u8 = 2;
 
+#[derive(Debug, Parser)]
+#[command(
+    name = "simctl-hookbench",
+    version,
+    about = "Time 1-byte libc read() loops without and with the LD_PRELOAD read hook, interleaved",
+    after_help = "Writes DIR/hook.csv: one row per run of the loop (variant, repetition, \
+                  position, work id, reads, ns, ns per read, hooked calls, fastest window). \
+                  Under gem5 each loop is one workbegin/workend pair.\n\n\
+                  Exit status: 0 done; 1 a loop failed or hook.csv could not be written; 2 bad \
+                  command line or m5 ops unavailable."
+)]
 struct Options {
+    /// Repetitions of each variant (bare, hooked); the order alternates (ABBA).
+    #[arg(long, default_value_t = 30)]
     reps: u64,
+    /// 1-byte reads per loop.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     reads: u64,
+    /// Directory for hook.csv.
+    #[arg(long, default_value = ".")]
     out: PathBuf,
-    m5: Mode,
+    /// How m5 ops are issued; default: SIMCTL_M5, else simctl.m5= on the kernel command line,
+    /// else off.
+    #[arg(long, value_parser = Mode::parse_arg, value_name = "inst|addr|off")]
+    m5: Option<Mode>,
+    /// The read loop program (dynamically linked: LD_PRELOAD needs it).
+    #[arg(long, default_value = "/usr/local/bin/simctl-readbench")]
     readbench: PathBuf,
+    /// The hook library.
+    #[arg(long, default_value = "/usr/local/lib/simctl/readhook.so")]
     hook: PathBuf,
-}
-
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        reps: 30,
-        reads: 100_000,
-        out: PathBuf::from("."),
-        m5: Mode::from_environment(),
-        readbench: PathBuf::from("/usr/local/bin/simctl-readbench"),
-        hook: PathBuf::from("/usr/local/lib/simctl/readhook.so"),
-    };
-    let mut iter = args.iter();
-    while let Some(flag) = iter.next() {
-        let value = iter
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| format!("{flag}: '{value}' is not a whole number"))
-        };
-        match flag.as_str() {
-            "--reps" => options.reps = number()?,
-            "--reads" => options.reads = number()?.max(1),
-            "--out" => options.out = PathBuf::from(value),
-            "--readbench" => options.readbench = PathBuf::from(value),
-            "--hook" => options.hook = PathBuf::from(value),
-            "--m5" => {
-                options.m5 =
-                    Mode::parse(value).ok_or_else(|| format!("--m5: unknown mode '{value}'"))?
-            }
-            _ => return Err(format!("unknown option {flag}\n{USAGE}")),
-        }
-    }
-    Ok(options)
 }
 
 /// What one run of the read loop measured.
@@ -118,23 +107,17 @@ fn run_once(
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse(&args) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("simctl-hookbench: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let m5 = match M5::new(options.m5) {
+    let options = Options::parse();
+    let mode = options.m5.unwrap_or_else(Mode::from_environment);
+    let m5 = match M5::new(mode) {
         Ok(m5) => m5,
         Err(err) => {
             eprintln!("simctl-hookbench: {err}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     // The readbench loop issues workbegin/workend itself, with the magic instruction.
-    let gem5 = options.m5 == Mode::Inst;
+    let gem5 = mode == Mode::Inst;
     m5.checkpoint(0, 0);
     println!("SIMCTL-PROGRESS warmup-done");
     let counter = std::env::temp_dir().join("simctl-readhook.count");

@@ -9,80 +9,84 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 
+use clap::Parser;
 use simctl_guest::m5::{M5, Mode};
 use simctl_guest::sysbench::{
     CSV_HEADER, Fixtures, Shape, Variant, install_allow_list, measured_batches, run_batches, trace,
 };
 
-const USAGE: &str = "usage: simctl-syscalls [--variants bare,seccomp,ptrace] [--calls N]
-  [--warmup W] [--batches B] [--out DIR] [--m5 inst|addr|off]";
+/// Bad command line (clap uses 2 too) or m5 ops unavailable.
+const EXIT_USAGE: u8 = 2;
 
+#[derive(Debug, Parser)]
+#[command(
+    name = "simctl-syscalls",
+    version,
+    about = "Cost per system call, bare, under a seccomp-BPF allow-list and under a ptrace tracer",
+    after_help = "Writes DIR/syscalls.csv (one row per call kind and batch) and DIR/variants.csv \
+                  (each variant ok, or unavailable with the reason). Under gem5 each measured \
+                  batch is one workbegin/workend pair.\n\n\
+                  Exit status: 0 done; 1 the bare variant failed or the files could not be \
+                  written; 2 bad command line or m5 ops unavailable."
+)]
 struct Options {
+    /// Variants to run, in order.
+    #[arg(long, value_delimiter = ',', value_parser = parse_variant,
+          default_value = "bare,seccomp,ptrace")]
     variants: Vec<Variant>,
-    shape: Shape,
+    /// Calls per batch.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    calls: u64,
+    /// Unmeasured batches first.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Measured batches.
+    #[arg(long, default_value_t = 10)]
+    batches: u64,
+    /// Work id of the first measured batch (set by the parent for each variant's child).
+    #[arg(long, default_value_t = 0, hide = true)]
+    first_work_id: u64,
+    /// Directory for syscalls.csv and variants.csv.
+    #[arg(long, default_value = ".")]
     out: PathBuf,
-    m5: Mode,
+    /// How m5 ops are issued; default: SIMCTL_M5, else simctl.m5= on the kernel command line,
+    /// else off.
+    #[arg(long, value_parser = Mode::parse_arg, value_name = "inst|addr|off")]
+    m5: Option<Mode>,
+    /// Run one variant's measurement in this process (the parent starts these).
+    #[arg(long, value_parser = parse_variant, hide = true)]
     child: Option<Variant>,
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        variants: vec![Variant::Bare, Variant::Seccomp, Variant::Ptrace],
-        shape: Shape {
-            calls: 10_000,
-            warmup: 2,
-            batches: 10,
-            first_work_id: 0,
-        },
-        out: PathBuf::from("."),
-        m5: Mode::from_environment(),
-        child: None,
-    };
-    let mut iter = args.iter();
-    while let Some(flag) = iter.next() {
-        if flag == "--help" {
-            return Err(USAGE.to_string());
-        }
-        let value = iter
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| format!("{flag}: '{value}' is not a whole number"))
-        };
-        let variant = |text: &str| {
-            Variant::parse(text).ok_or_else(|| format!("unknown variant '{text}'\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--variants" => {
-                options.variants = value.split(',').map(variant).collect::<Result<_, _>>()?
-            }
-            "--calls" => options.shape.calls = number()?.max(1),
-            "--warmup" => options.shape.warmup = number()?,
-            "--batches" => options.shape.batches = number()?,
-            "--first-work-id" => options.shape.first_work_id = number()?,
-            "--out" => options.out = PathBuf::from(value),
-            "--m5" => {
-                options.m5 =
-                    Mode::parse(value).ok_or_else(|| format!("--m5: unknown mode '{value}'"))?
-            }
-            "--child" => options.child = Some(variant(value)?),
-            _ => return Err(format!("unknown option {flag}\n{USAGE}")),
+fn parse_variant(text: &str) -> Result<Variant, String> {
+    Variant::parse(text)
+        .ok_or_else(|| format!("'{text}' is not a variant; give bare, seccomp or ptrace"))
+}
+
+impl Options {
+    fn shape(&self) -> Shape {
+        Shape {
+            calls: self.calls,
+            warmup: self.warmup,
+            batches: self.batches,
+            first_work_id: self.first_work_id,
         }
     }
-    Ok(options)
+
+    fn mode(&self) -> Mode {
+        self.m5.unwrap_or_else(Mode::from_environment)
+    }
 }
 
 /// The child: set up, enter the variant's mechanism, measure, print rows on stdout.
 fn child(variant: Variant, options: &Options) -> Result<(), String> {
-    let m5 = M5::new(options.m5).map_err(|err| err.to_string())?;
+    let m5 = M5::new(options.mode()).map_err(|err| err.to_string())?;
     let mut fixtures = Fixtures::open().map_err(|err| format!("setting up: {err}"))?;
     if variant == Variant::Seccomp {
         install_allow_list().map_err(|err| err.to_string())?;
     }
     let mut rows = Vec::new();
-    run_batches(variant, &mut fixtures, options.shape, &m5, &mut rows)
+    run_batches(variant, &mut fixtures, options.shape(), &m5, &mut rows)
         .map_err(|err| err.to_string())?;
     std::io::stdout()
         .write_all(&rows)
@@ -94,10 +98,15 @@ fn run_variant(variant: Variant, options: &Options, first_work_id: u64) -> Resul
     let exe = std::env::current_exe().map_err(|err| err.to_string())?;
     let mut command = Command::new(exe);
     command
-        .args(["--child", variant.name(), "--m5", &options.m5.to_string()])
-        .args(["--calls", &options.shape.calls.to_string()])
-        .args(["--warmup", &options.shape.warmup.to_string()])
-        .args(["--batches", &options.shape.batches.to_string()])
+        .args([
+            "--child",
+            variant.name(),
+            "--m5",
+            &options.mode().to_string(),
+        ])
+        .args(["--calls", &options.calls.to_string()])
+        .args(["--warmup", &options.warmup.to_string()])
+        .args(["--batches", &options.batches.to_string()])
         .args(["--first-work-id", &first_work_id.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -153,14 +162,7 @@ fn run_variant(variant: Variant, options: &Options, first_work_id: u64) -> Resul
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse(&args) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("simctl-syscalls: {message}");
-            return ExitCode::from(2);
-        }
-    };
+    let options = Options::parse();
     if let Some(variant) = options.child {
         return match child(variant, &options) {
             Ok(()) => ExitCode::SUCCESS,
@@ -170,21 +172,21 @@ fn main() -> ExitCode {
             }
         };
     }
-    let m5 = match M5::new(options.m5) {
+    let m5 = match M5::new(options.mode()) {
         Ok(m5) => m5,
         Err(err) => {
             eprintln!("simctl-syscalls: {err}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
-    // gem5's setup phase saves its checkpoint here; every measured batch comes after it.
+    // gem5's warm-up phase saves the warm checkpoint here; every measured batch comes after it.
     m5.checkpoint(0, 0);
     println!("SIMCTL-PROGRESS warmup-done");
     let mut rows = format!("{CSV_HEADER}\n");
     let mut variants = String::from("variant,state,detail\n");
     let mut failed = false;
     for (index, variant) in options.variants.iter().enumerate() {
-        let first = index as u64 * measured_batches(options.shape);
+        let first = index as u64 * measured_batches(options.shape());
         match run_variant(*variant, &options, first) {
             Ok(text) => {
                 rows.push_str(&text);
