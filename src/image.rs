@@ -10,8 +10,8 @@
 //! image is rebuilt in seconds.
 //!
 //! Owners without root: the tarball is unpacked and the file system made under one fakeroot
-//! session (`-s`/`-i` state file), so tar's chown and mknod are recorded instead of done and
-//! mke2fs reads them back; files simctl adds in between (overlays, boot config) belong to the
+//! session (one `faked-sysv` that simctl supervises, see `fakeroot.rs`), so tar's chown and
+//! mknod are recorded instead of done and mke2fs reads them back; files simctl adds in between (overlays, boot config) belong to the
 //! invoking user, which fakeroot reports as root, their owner in the image. (e2fsprogs 1.47.0,
 //! Debian 12's, cannot read a tarball with `-d`; that came in 1.47.1.) Root takes the same path,
 //! so there is one way images are made.
@@ -24,6 +24,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheKey, hash_tree};
+use crate::fakeroot::FakerootSession;
 use crate::process::{Command, LogTail, Watch, find_program};
 use crate::project::Project;
 
@@ -291,16 +292,6 @@ fn unshare_preflight() -> Result<()> {
     Ok(())
 }
 
-/// `fakeroot` in the session whose state lives in `state` (created on first use), ready for the
-/// program and its arguments.
-fn under_fakeroot(state: &Path) -> Command {
-    let mut command = Command::new("fakeroot");
-    if state.exists() {
-        command = command.arg("-i").arg(state);
-    }
-    command.arg("-s").arg(state).arg("--")
-}
-
 /// Removes an unpacked tree the invoking user owns, including directories whose modes deny
 /// writing (`/proc` and `/sys` are 0555 in a root file system).
 fn remove_tree(root: &Path) -> Result<()> {
@@ -338,13 +329,14 @@ fn write_file(
 /// session: a change made outside the session is invisible to it (an existing file keeps the
 /// mode tar gave it, and a new file may reuse the inode number of one tar replaced, with that
 /// file's recorded owner and mode).
-fn claim_for_root(state: &Path, written: &[PathBuf], log: &Path) -> Result<()> {
+fn claim_for_root(session: &FakerootSession, written: &[PathBuf], log: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     // Chunks keep every command line far below the kernel's argument limit.
     const CHUNK: usize = 256;
     for chunk in written.chunks(CHUNK) {
-        under_fakeroot(state)
-            .args(["chown", "-h", "0:0", "--"])
+        session
+            .command("chown")
+            .args(["-h", "0:0", "--"])
             .args(chunk)
             .run_logged(log, None)?;
     }
@@ -360,8 +352,8 @@ fn claim_for_root(state: &Path, written: &[PathBuf], log: &Path) -> Result<()> {
     }
     for (mode, paths) in by_mode {
         for chunk in paths.chunks(CHUNK) {
-            under_fakeroot(state)
-                .arg("chmod")
+            session
+                .command("chmod")
                 .arg(format!("{mode:04o}"))
                 .arg("--")
                 .args(chunk.iter().copied())
@@ -499,10 +491,11 @@ pub fn build_image(project: &Project, request: &ImageRequest) -> Result<ImageArt
         );
         let root = staging.join("root");
         std::fs::create_dir_all(&root)?;
-        let state = staging.join("fakeroot.state");
+        let session = FakerootSession::start(&staging.join("faked.log"))?;
         stage.message("unpacking the root file system");
-        under_fakeroot(&state)
-            .args(["tar", "--numeric-owner", "-xpf"])
+        session
+            .command("tar")
+            .args(["--numeric-owner", "-xpf"])
             .arg(&rootfs)
             .arg("-C")
             .arg(&root)
@@ -519,7 +512,7 @@ pub fn build_image(project: &Project, request: &ImageRequest) -> Result<ImageArt
             )?;
         }
         boot_config(&root, spec.init, &mut written)?;
-        claim_for_root(&state, &written, &log)?;
+        claim_for_root(&session, &written, &log)?;
         let manifest = Manifest {
             spec: &spec,
             rootfs_key: rootfs_key.hex(),
@@ -546,8 +539,9 @@ pub fn build_image(project: &Project, request: &ImageRequest) -> Result<ImageArt
             .context("sfdisk failed; hint: apt-get install fdisk")?;
         stage.inc(1);
         stage.message("mke2fs -d: filling the ext4 partition");
-        under_fakeroot(&state)
-            .args(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "rootfs", "-d"])
+        session
+            .command("mke2fs")
+            .args(["-q", "-F", "-t", "ext4", "-L", "rootfs", "-d"])
             .arg(&root)
             .args(["-E", &format!("offset={PARTITION_OFFSET}")])
             .arg(&disk)
@@ -555,8 +549,8 @@ pub fn build_image(project: &Project, request: &ImageRequest) -> Result<ImageArt
             .run_logged(&log, None)
             .context("mke2fs failed; hint: apt-get install e2fsprogs fakeroot")?;
         stage.inc(1);
+        session.end();
         remove_tree(&root)?;
-        std::fs::remove_file(&state)?;
         stage.finish(&format!("disk image of {} built", spec.size));
         Ok(())
     })?;

@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod cli;
 pub mod container;
+pub mod fakeroot;
 pub mod fsutil;
 pub mod gem5build;
 pub mod gitsrc;
