@@ -78,6 +78,9 @@ pub struct Spec {
     /// Keyring that signs the mirror (needed for Ubuntu on a Debian host).
     #[serde(default)]
     pub keyring: Option<PathBuf>,
+    /// Archive components (mmdebstrap `--components`); default: the suite's default (main).
+    #[serde(default)]
+    pub components: Vec<String>,
 }
 
 fn default_variant() -> String {
@@ -90,7 +93,7 @@ impl Spec {
             .with_context(|| format!("cannot read image spec {}", path.display()))?;
         let spec: Spec = toml::from_str(&text).map_err(|err| {
             anyhow::anyhow!(
-                "{}: {err}valid keys: distribution, suite, mirror, variant, packages, size, init, keyring",
+                "{}: {err}valid keys: distribution, suite, mirror, variant, packages, size, init, keyring, components",
                 path.display()
             )
         })?;
@@ -200,6 +203,9 @@ fn build_rootfs(
         .text("mirror", &spec.mirror)
         .text("variant", &spec.variant)
         .text("packages", &packages.join(","));
+    if !spec.components.is_empty() {
+        key = key.text("components", &spec.components.join(","));
+    }
     if let Some(keyring) = &spec.keyring {
         key = key.file("keyring", keyring)?;
     }
@@ -234,6 +240,9 @@ fn build_rootfs(
         }
         if let Some(keyring) = &spec.keyring {
             command = command.arg(format!("--keyring={}", keyring.display()));
+        }
+        if !spec.components.is_empty() {
+            command = command.arg(format!("--components={}", spec.components.join(",")));
         }
         let mut child = command
             .arg(&spec.suite)
@@ -666,7 +675,16 @@ mod tests {
         ] {
             let spec = Spec::load(&spec_dir().join(name)).unwrap();
             assert!(spec.size_bytes().unwrap() >= 512 << 20, "{name}");
+            // Every image can run functions in containers (the default isolation).
+            for package in ["runc", "iproute2", "nftables"] {
+                assert!(
+                    spec.packages.iter().any(|p| p == package),
+                    "{name}: {package}"
+                );
+            }
         }
+        let ubuntu = Spec::load(&spec_dir().join("ubuntu-jammy.toml")).unwrap();
+        assert_eq!(ubuntu.components, ["main", "universe"]);
     }
 
     #[test]
