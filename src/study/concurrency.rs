@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::latency::{CSV_COLUMNS, LatencySummary, summarise};
 use super::load::{clock_flag, write_requests_csv};
 use super::plot::{LineChart, Series, cdf, embed};
-use super::{Done, Planned, Section, Study, cell, csv_number, load_of, write_csv};
+use super::{Done, Planned, Section, Study, cell, csv_number, write_csv};
 use crate::run::Pattern;
 use crate::run::spec::LoadPattern;
 
@@ -60,13 +60,13 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             point: d.planned.point.name.clone(),
             workload: run.workload.clone(),
             pattern,
-            parallel: match load_of(run) {
+            parallel: match d.planned.load {
                 LoadPattern::Rounds { parallel, .. } | LoadPattern::Streams { parallel } => {
                     parallel
                 }
                 _ => 1,
             },
-            pause_ms: match load_of(run) {
+            pause_ms: match d.planned.load {
                 LoadPattern::Rounds { pause_ms, .. } => Some(u128::from(pause_ms)),
                 _ => None,
             },

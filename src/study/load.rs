@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::latency::{CSV_COLUMNS, LatencySummary, summarise};
 use super::plot::{LineChart, Series, cdf, embed};
-use super::{Done, Planned, Section, Study, cell, csv_number, load_of, parse_run_args, write_csv};
+use super::{Done, Planned, Section, Study, cell, csv_number, parse_run_args, write_csv};
 use crate::run::cmdline::PlatformKind;
 use crate::run::spec::LoadPattern;
 use crate::run::{Arrival, Pattern, RunArgs};
@@ -113,7 +113,7 @@ pub fn with_baselines(planned: Vec<Planned>, platform: PlatformKind) -> Result<V
             name: format!("baseline_{}", function.slug()),
             args,
         };
-        baselines.insert(function, Planned { point, run });
+        baselines.insert(function, Planned::new(point, run)?);
     }
     Ok(baselines.into_values().chain(planned).collect())
 }
@@ -176,7 +176,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             let ratio = |value: Option<f64>| Some(value? / baseline_p50_ms.filter(|b| *b > 0.0)?);
             Row {
                 point: d.planned.point.name.clone(),
-                arrival: match load_of(run) {
+                arrival: match d.planned.load {
                     LoadPattern::Rps { arrival, .. } => arrival_name(arrival),
                     _ => "",
                 },
@@ -473,7 +473,7 @@ pub fn write_requests_csv(study: &Study, done: &[Done]) -> Result<String> {
                 d.planned.point.name.clone(),
                 run.workload.clone(),
                 pattern.clone(),
-                match load_of(run) {
+                match d.planned.load {
                     LoadPattern::Rps { arrival, .. } => arrival_name(arrival).to_string(),
                     _ => String::new(),
                 },
@@ -481,7 +481,7 @@ pub fn write_requests_csv(study: &Study, done: &[Done]) -> Result<String> {
                     .filter(|_| run.pattern == Pattern::Rps)
                     .map(|v| v.to_string())
                     .unwrap_or_default(),
-                match load_of(run) {
+                match d.planned.load {
                     LoadPattern::Rounds { parallel, .. } | LoadPattern::Streams { parallel } => {
                         parallel.to_string()
                     }

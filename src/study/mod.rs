@@ -111,6 +111,16 @@ pub struct StudyArgs {
 pub struct Planned {
     pub point: Point,
     pub run: RunArgs,
+    /// The point's load pattern, resolved (and checked) once when the study is planned.
+    pub load: LoadPattern,
+}
+
+impl Planned {
+    pub fn new(point: Point, run: RunArgs) -> Result<Planned> {
+        let load = crate::run::spec::load_pattern(&run)
+            .with_context(|| format!("point '{}'", point.name))?;
+        Ok(Planned { point, run, load })
+    }
 }
 
 /// A point after the study ran (or found) it.
@@ -219,7 +229,7 @@ pub fn plan(
             .args
             .extend(["--platform".to_string(), platform.to_string()]);
         let run = parse_run_args(&point.args)?;
-        planned.push(Planned { point, run });
+        planned.push(Planned::new(point, run)?);
     }
     match name {
         StudyName::LoadSweep => planned = load::with_baselines(planned, platform)?,
@@ -540,10 +550,4 @@ pub fn write_csv(dir: &Path, name: &str, header: &[&str], rows: &[Vec<String>]) 
     let bytes = writer.into_inner().context("cannot build the CSV")?;
     write_atomic(&dir.join(name), &bytes)?;
     Ok(name.to_string())
-}
-
-/// The load a point ran with. Every point passed `simctl run`'s own checks before it ran, so
-/// its load pattern resolves; closed is only the answer for a point that never could have.
-fn load_of(run: &RunArgs) -> LoadPattern {
-    crate::run::spec::load_pattern(run).unwrap_or(LoadPattern::Closed)
 }
