@@ -13,7 +13,7 @@
 //! in run.toml is made from those and from each process's stats (instructions per host second).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ use super::pipeline::{Boot, check_guest, default_limits};
 use super::rundir::{RunDir, StatusTracker};
 use super::spec::RunSpec;
 use super::system::SystemSpec;
-use super::watch::{follow, progress_bar};
+use super::watch::{PhaseLimits, PhaseOutcome, follow, progress_bar};
 use crate::cache::CacheKey;
 use crate::project::Project;
 
@@ -329,6 +329,31 @@ fn checkpoint(
     Ok((made.path, made.reused))
 }
 
+/// Runs one gem5 process (output directory, readfile, system file) to its end while following
+/// its console; `console` carries what the earlier processes' consoles said.
+fn run_process(
+    setup: &Gem5Setup,
+    boot: &Boot,
+    (outdir, readfile, system): (&Path, &Path, PathBuf),
+    phase: Phase,
+    limits: &PhaseLimits,
+    console: ConsoleState,
+) -> Result<PhaseOutcome> {
+    let label = match &phase {
+        Phase::Boot { fast_cpu, .. } => format!("gem5 boot ({})", fast_cpu.name()),
+        Phase::Warmup { fast_cpu, .. } => format!("gem5 warm-up ({})", fast_cpu.name()),
+        Phase::Measure { cpu, .. } => format!("gem5 {}", cpu.name()),
+    };
+    let mut child = setup
+        .invocation(boot, outdir.to_path_buf(), readfile, system, phase)
+        .command()
+        .spawn_logged(&outdir.join("gem5.log"))?;
+    let bar = progress_bar(&label);
+    let outcome = follow(&mut child, &console_file(outdir), limits, console, &bar)?;
+    bar.finish_and_clear();
+    Ok(outcome)
+}
+
 /// One gem5 process in `staging` (the checkpoint artifact being built), saving `staging/cpt`.
 fn make_checkpoint(
     staging: &Path,
@@ -354,24 +379,19 @@ fn make_checkpoint(
             checkpoint_dir,
         },
     };
-    let mut child = setup
-        .invocation(boot, outdir.clone(), &readfile, system, phase)
-        .command()
-        .spawn_logged(&outdir.join("gem5.log"))?;
-    let bar = progress_bar(&format!("gem5 {} ({})", stage.phase, setup.boot_cpu.name()));
     let limits = default_limits(
         args,
-        std::time::Duration::from_secs(6 * 3600),
-        std::time::Duration::from_secs(1800),
+        Duration::from_secs(6 * 3600),
+        Duration::from_secs(1800),
     );
-    let outcome = follow(
-        &mut child,
-        &console_file(&outdir),
+    let outcome = run_process(
+        setup,
+        boot,
+        (&outdir, &readfile, system),
+        phase,
         &limits,
         ConsoleState::default(),
-        &bar,
     )?;
-    bar.finish_and_clear();
     if let Some(wall) = outcome.boot_wall
         && let Some(uptime) = outcome.console.booted_uptime_s
     {
@@ -432,30 +452,19 @@ fn run_measured(
         cpu,
         invocations: spec.invocations,
     };
-    let mut child = setup
-        .invocation(
-            boot,
-            outdir.clone(),
-            &dir.plan(),
-            dir.path().join(SYSTEM_FILE),
-            phase,
-        )
-        .command()
-        .spawn_logged(&outdir.join("gem5.log"))?;
-    let bar = progress_bar(&format!("gem5 {}", cpu.name()));
     let limits = default_limits(
         args,
-        std::time::Duration::from_secs(12 * 3600),
-        std::time::Duration::from_secs(3600),
+        Duration::from_secs(12 * 3600),
+        Duration::from_secs(3600),
     );
-    let outcome = follow(
-        &mut child,
-        &console_file(&outdir),
+    let outcome = run_process(
+        setup,
+        boot,
+        (&outdir, &dir.plan(), dir.path().join(SYSTEM_FILE)),
+        phase,
         &limits,
         checkpoints.console.clone(),
-        &bar,
     )?;
-    bar.finish_and_clear();
     tracker.phase_done(&format!("gem5-measure-{}", cpu.name()), started.elapsed())?;
     let measured_text = std::fs::read_to_string(console_file(&outdir)).unwrap_or_default();
     let console_log = format!(
