@@ -1,4 +1,4 @@
-//! A gem5 binary as simctl sees it: what it says about itself (`-B`: version, ISAs), the
+//! A gem5 binary as simctl sees it: what it says about itself (version, ISAs: `-B` output, printed by a small config script), the
 //! libpython it needs and whether the loader finds it, the build `simctl build-gem5` recorded
 //! for `simctl run`, and the binary's identity for run and checkpoint keys.
 
@@ -19,7 +19,8 @@ pub struct BuildInfo {
     pub isas: Vec<String>,
 }
 
-/// Parses `-B` output: `gem5 version 24.0.0.1` and the `USE_<ISA>_ISA = True` build options.
+/// Parses what [`BUILD_INFO_SCRIPT`] (or gem5's `-B`) prints: `gem5 version 24.0.0.1` and the
+/// `USE_<ISA>_ISA = True` build options.
 pub fn parse_build_info(text: &str) -> Option<BuildInfo> {
     let version = text
         .lines()
@@ -36,15 +37,36 @@ pub fn parse_build_info(text: &str) -> Option<BuildInfo> {
     Some(BuildInfo { version, isas })
 }
 
-/// Runs `gem5 -B`. A binary that cannot start gets an explanation: a missing libpython is the
-/// usual cause (gem5 built against a pyenv or conda Python).
+/// What gem5's `-B` prints, from a config script: `-B` itself fails in gem5 v24.0.0.1
+/// (`module 'm5.defines' has no attribute 'gem5Version'`: the version moved to `_m5.core`).
+const BUILD_INFO_SCRIPT: &str = r#"import m5.defines
+try:
+    from _m5.core import gem5Version as version
+except ImportError:
+    version = getattr(m5.defines, "gem5Version", "unknown")
+print("Build information:")
+print(f"gem5 version {version}")
+for key in sorted(m5.defines.buildEnv):
+    print(f"    {key} = {m5.defines.buildEnv[key]}")
+"#;
+
+/// gem5's version and ISAs, from a binary that starts and runs a config script. A binary that
+/// cannot start gets an explanation: a missing libpython is the usual cause (gem5 built against
+/// a pyenv or conda Python).
 pub fn build_info(gem5: &Path) -> Result<BuildInfo> {
-    // gem5 creates its output directory (m5out/) before it looks at -B: keep that out of the
-    // user's current directory.
+    // gem5 creates its output directory (m5out/) first: keep that out of the user's current
+    // directory.
     let scratch = tempfile::tempdir().context("cannot create a temp dir")?;
+    let script = scratch.path().join("build_info.py");
+    std::fs::write(&script, BUILD_INFO_SCRIPT)
+        .with_context(|| format!("cannot write {}", script.display()))?;
     let output = match Command::new(gem5)
-        .arg(format!("--outdir={}", scratch.path().display()))
-        .arg("-B")
+        .arg(format!(
+            "--outdir={}",
+            scratch.path().join("m5out").display()
+        ))
+        .arg("--quiet")
+        .arg(&script)
         .read_stdout()
     {
         Ok(output) => output,
@@ -63,7 +85,7 @@ pub fn build_info(gem5: &Path) -> Result<BuildInfo> {
         }
     };
     parse_build_info(&output)
-        .with_context(|| format!("`{} -B` did not print a gem5 version", gem5.display()))
+        .with_context(|| format!("{} did not print its gem5 version", gem5.display()))
 }
 
 /// The libpython a gem5 binary is linked against, as the loader resolves it now.

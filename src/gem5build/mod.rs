@@ -9,7 +9,7 @@
 //! * scons runs with Debian's Python (`/usr/bin/scons`, `/usr/bin` first on PATH so gem5's
 //!   python3-config is `/usr/bin/python3-config`), so gem5 links the system's libpython and
 //!   runs without `LD_LIBRARY_PATH`, whatever pyenv or conda put on the user's PATH.
-//! * Publication: only a binary that exists and answers `-B` becomes a cache entry
+//! * Publication: only a binary that exists and prints its version and ISAs becomes a cache entry
 //!   `<cache>/gem5/<key>/` (key: source identity, variant, ISA, scons options); the entry holds
 //!   the binary (a hard link), gem5's `configs/` and `build.toml`, and becomes the recorded build.
 
