@@ -52,6 +52,10 @@ const ACCESSES: &[&str] = &[
 /// Ruby (MESI_Two_Level) places its caches in controllers: stdlib `ruby_system.l1_controllers1`,
 /// classic configs `ruby.l1_cntrl1`.
 const RUBY: &str = "board.cache_hierarchy.ruby_system";
+/// Per-requestor spellings of the classic cache counters (`overallMisses::<requestor>`): a cache
+/// shared by several cores counts each core's misses under the core's own requestors.
+const MISSES_BY_REQUESTOR: &[&str] = &["overallMisses::", "overall_misses::"];
+const ACCESSES_BY_REQUESTOR: &[&str] = &["overallAccesses::", "overall_accesses::"];
 /// Cache locations; `{core}` is the core prefix found above.
 const L1I: &[&str] = &[
     "{core}.icache",
@@ -187,6 +191,94 @@ fn core_prefix(dump: &Dump, cpu: usize) -> Option<String> {
         .map(|(p, _)| p.clone())
 }
 
+/// The last-level cache's misses and accesses that belong to core `cpu`. A private LLC's totals
+/// are the core's. A shared LLC's totals are every core's: the core's share is the sum of its
+/// requestors (its instruction and data ports, its page-table walkers, its L1s' prefetchers);
+/// without that breakdown (Ruby) a multi-core system gets no number rather than everyone's.
+fn llc(finder: &mut Finder, core: &str, cpu: usize) -> (Option<f64>, Option<f64>) {
+    for pattern in LLC {
+        let private = pattern.contains("{n}") || pattern.contains("{core}");
+        for place in expand(pattern, core, cpu) {
+            if !MISSES
+                .iter()
+                .any(|stat| finder.dump.contains(&format!("{place}.{stat}")))
+            {
+                continue;
+            }
+            let single_core = !has_core(finder.dump, if cpu == 0 { 1 } else { 0 });
+            if private || single_core {
+                let misses = finder.find("llc_misses", &[&place], MISSES, "", cpu);
+                let accesses = finder.find("llc_accesses", &[&place], ACCESSES, "", cpu);
+                return (misses, accesses);
+            }
+            let owners = requestors_of(finder.dump, core, cpu);
+            let mut share = |input: &'static str, prefixes: &[&str]| {
+                let (sum, found) = requestor_sum(finder.dump, &place, prefixes, &owners);
+                if found > 0 {
+                    finder.sources.push((
+                        input,
+                        format!(
+                            "{place}.{}<{}> ({found} stats)",
+                            prefixes[0],
+                            owners.join("|")
+                        ),
+                    ));
+                }
+                (found > 0).then_some(sum)
+            };
+            let misses = share("llc_misses", MISSES_BY_REQUESTOR);
+            let accesses = share("llc_accesses", ACCESSES_BY_REQUESTOR);
+            return (misses, accesses.filter(|_| misses.is_some()));
+        }
+    }
+    (None, None)
+}
+
+/// How a shared cache names core `cpu`'s requestors: paths below the root object (`board.`,
+/// `system.`) of the core and of its own L1 caches (whose prefetchers ask the LLC directly).
+fn requestors_of(dump: &Dump, core: &str, cpu: usize) -> Vec<String> {
+    let below_root = |path: &str| path.split_once('.').map(|(_, rest)| format!("{rest}."));
+    let mut owners: Vec<String> = below_root(core).into_iter().collect();
+    for places in [L1I, L1D] {
+        let own = places
+            .iter()
+            .filter(|pattern| pattern.contains("{n}") || pattern.contains("{core}"))
+            .flat_map(|pattern| expand(pattern, core, cpu))
+            .find(|place| {
+                MISSES
+                    .iter()
+                    .any(|stat| dump.contains(&format!("{place}.{stat}")))
+            });
+        owners.extend(own.as_deref().and_then(below_root));
+    }
+    owners
+}
+
+/// The sum of `place.<prefix><requestor>` over the requestors that start with one of `owners`,
+/// and how many such stats there were. An overflowed count makes the sum unknown (NaN).
+fn requestor_sum(dump: &Dump, place: &str, prefixes: &[&str], owners: &[String]) -> (f64, usize) {
+    let mut sum = 0.0;
+    let mut found = 0;
+    for stat in dump.stats() {
+        let Some(requestor) = prefixes.iter().find_map(|prefix| {
+            stat.name
+                .strip_prefix(place)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .and_then(|rest| rest.strip_prefix(prefix))
+        }) else {
+            continue;
+        };
+        if owners
+            .iter()
+            .any(|owner| requestor.starts_with(owner.as_str()))
+        {
+            sum += stat.value.as_f64().unwrap_or(f64::NAN);
+            found += 1;
+        }
+    }
+    (sum, found)
+}
+
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) if b != 0.0 => Some(a / b),
@@ -224,7 +316,7 @@ pub fn core_metrics(dump: &Dump, cpu: usize) -> CoreMetrics {
     };
     let (l1i_misses, l1i_accesses) = cache("l1i_misses", "l1i_accesses", L1I);
     let (l1d_misses, l1d_accesses) = cache("l1d_misses", "l1d_accesses", L1D);
-    let (llc_misses, llc_accesses) = cache("llc_misses", "llc_accesses", LLC);
+    let (llc_misses, llc_accesses) = llc(&mut finder, &core, cpu);
     let branch_mispredicts =
         finder.find("branch_mispredicts", &[&core], BRANCH_MISPREDICTS, "", cpu);
     let per_kilo = |events: Option<f64>| ratio(events, instructions).map(|r| r * 1000.0);
@@ -301,5 +393,91 @@ pub fn format_value(value: Option<f64>) -> String {
         Some(v) if v.is_infinite() => if v > 0.0 { "inf" } else { "-inf" }.into(),
         Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
         Some(v) => format!("{v:.6}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::DumpReader;
+
+    fn dump(lines: &[(&str, u64)]) -> Dump {
+        let mut text = String::from("\n---------- Begin Simulation Statistics ----------\n");
+        for (name, value) in lines {
+            text.push_str(&format!("{name} {value} # (Count)\n"));
+        }
+        text.push_str("\n---------- End Simulation Statistics   ----------\n");
+        DumpReader::new(text.as_bytes(), "t")
+            .next()
+            .unwrap()
+            .unwrap()
+    }
+
+    const L2: &str = "board.cache_hierarchy.l2cache";
+
+    #[test]
+    fn a_shared_llc_gives_each_core_only_its_own_requestors() {
+        let stats = [
+            ("board.processor.cores0.core.commitStats0.numInsts", 1000),
+            ("board.processor.cores1.core.commitStats0.numInsts", 2000),
+            ("board.processor.cores10.core.commitStats0.numInsts", 10),
+            ("board.cache_hierarchy.l1dcaches1.overallMisses::total", 50),
+            (
+                &format!("{L2}.overallMisses::processor.cores0.core.inst"),
+                300,
+            ),
+            (
+                &format!("{L2}.overallMisses::processor.cores1.core.inst"),
+                40,
+            ),
+            (
+                &format!("{L2}.overallMisses::processor.cores1.core.data"),
+                20,
+            ),
+            (
+                &format!("{L2}.overallMisses::processor.cores1.core.mmu.dtb.walker"),
+                6,
+            ),
+            (
+                &format!("{L2}.overallMisses::cache_hierarchy.l1dcaches1.prefetcher"),
+                4,
+            ),
+            (
+                &format!("{L2}.overallMisses::processor.cores10.core.inst"),
+                1000,
+            ),
+            (&format!("{L2}.overallMisses::total"), 1370),
+            (
+                &format!("{L2}.overallAccesses::processor.cores1.core.inst"),
+                100,
+            ),
+            (
+                &format!("{L2}.overallAccesses::processor.cores1.core.data"),
+                40,
+            ),
+            (&format!("{L2}.overallAccesses::total"), 5000),
+        ];
+        let stats: Vec<(&str, u64)> = stats.iter().map(|(n, v)| (n.as_ref(), *v)).collect();
+        let core1 = core_metrics(&dump(&stats), 1);
+        // 40 + 20 + 6 + 4 misses of 2000 instructions; not cores0's, not cores10's.
+        assert_eq!(core1.llc_mpki, Some(35.0));
+        assert_eq!(core1.llc_miss_rate, Some(70.0 / 140.0));
+    }
+
+    #[test]
+    fn a_shared_llc_without_a_breakdown_gives_no_per_core_number_on_several_cores() {
+        let shared = [
+            ("board.processor.cores0.core.commitStats0.numInsts", 1000),
+            ("board.processor.cores1.core.commitStats0.numInsts", 2000),
+            ("board.cache_hierarchy.l2cache.overallMisses::total", 500),
+            ("board.cache_hierarchy.l2cache.overallAccesses::total", 900),
+        ];
+        assert_eq!(core_metrics(&dump(&shared), 1).llc_mpki, None);
+        // One core: the whole cache is its own.
+        let alone = [
+            ("board.processor.cores.core.commitStats0.numInsts", 1000),
+            ("board.cache_hierarchy.l2cache.overallMisses::total", 500),
+        ];
+        assert_eq!(core_metrics(&dump(&alone), 0).llc_mpki, Some(500.0));
     }
 }
