@@ -457,7 +457,6 @@ mod tests {
             ),
             (&format!("{L2}.overallAccesses::total"), 5000),
         ];
-        let stats: Vec<(&str, u64)> = stats.iter().map(|(n, v)| (n.as_ref(), *v)).collect();
         let core1 = core_metrics(&dump(&stats), 1);
         // 40 + 20 + 6 + 4 misses of 2000 instructions; not cores0's, not cores10's.
         assert_eq!(core1.llc_mpki, Some(35.0));
