@@ -147,7 +147,7 @@ impl Project {
                 )
             } else if let Some(build) = crate::gem5build::recorded(&self.cache_dir())? {
                 let found_by = format!(
-                    "recorded by `simctl build-gem5` in {}",
+                    "the build `simctl build-gem5` recorded in {}",
                     crate::gem5build::binary::recorded_path(&self.cache_dir()).display()
                 );
                 (build.binary, found_by)
