@@ -79,5 +79,10 @@ fn an_unknown_variant_is_refused_with_the_usage() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown variant 'sandbox'"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("'sandbox' is not a variant; give bare, seccomp or ptrace")
+            && stderr.contains("--help"),
+        "{stderr}"
+    );
 }
