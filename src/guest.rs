@@ -9,12 +9,13 @@ use anyhow::{Context, Result, bail};
 use crate::process::{Command, LogTail, Watch};
 use crate::project::Project;
 
-pub const BINARIES: [&str; 5] = [
+pub const BINARIES: [&str; 6] = [
     "m5",
     "simctl-client",
     "simctl-init",
     "simctl-syscalls",
     "simctl-hookbench",
+    "simctl-thrash",
 ];
 /// C sources in guest/hook/ (the hook study needs glibc's dynamic linking: LD_PRELOAD does not
 /// reach static binaries) and where each lands in the image.

@@ -187,6 +187,9 @@ pub struct Load {
     pub warmup: u64,
     /// Invocations after the checkpoint and before the measured ones.
     pub warming: u64,
+    /// Closed pattern: the wait after each warming and measured invocation, outside the
+    /// measured region (a co-runner on the function's core runs then).
+    pub think: Duration,
     pub invocations: u64,
     pub pattern: Pattern,
     pub stats_ops: bool,
@@ -220,8 +223,14 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
     }
     println!("SIMCTL-PROGRESS warmup-done");
     m5.checkpoint(0, 0);
+    let think = || async {
+        if !load.think.is_zero() {
+            tokio::time::sleep(load.think).await;
+        }
+    };
     for index in 0..load.warming {
         records.push(timed(caller, start, index, Phase::Warming).await);
+        think().await;
     }
     if load.warming > 0 {
         println!("SIMCTL-PROGRESS warming-done");
@@ -241,6 +250,7 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
                 }
                 records.push(record);
                 println!("SIMCTL-PROGRESS invocation {}/{total}", index + 1);
+                think().await;
             }
         }
         Pattern::Rps { rps, poisson } => {

@@ -37,6 +37,8 @@ struct RunRecord {
     kernel_cmdline: String,
     /// gem5: each process of the run, timed.
     timeline: Vec<ProcessTimeline>,
+    /// A program beside the function on its core (`--co-runner`).
+    co_runner: Option<String>,
 }
 
 impl RunRecord {
@@ -66,7 +68,11 @@ impl RunRecord {
             invocations: spec.invocations,
             warmup: spec.warmup,
             warming: spec.gem5.as_ref().map(|gem5| gem5.warming),
-            pattern: spec.load.to_string(),
+            pattern: match spec.think_us {
+                Some(think) => format!("{}, {think} µs think time", spec.load),
+                None => spec.load.to_string(),
+            },
+            co_runner: spec.co_runner.clone(),
             kernel_cmdline: record.artifacts.kernel_cmdline,
             timeline: record.provenance.gem5_timeline,
         }
@@ -361,6 +367,9 @@ impl RunView {
             writeln!(text, "| accelerator | {} |", record.accelerator)?;
         }
         writeln!(text, "| isolation | {} |", record.isolation)?;
+        if let Some(co_runner) = &record.co_runner {
+            writeln!(text, "| co-runner on the function's core | `{co_runner}` |")?;
+        }
         let warming = record.warming.map_or(String::new(), |warming| {
             format!(", {warming} warming on the measured CPU after the restore")
         });

@@ -112,6 +112,16 @@ pub struct RunArgs {
     /// workbegin/workend pairs it marks (one gem5 stats dump each).
     #[arg(long, value_name = "COMMAND", value_parser = bench_command)]
     pub bench: Option<String>,
+    /// Pattern closed: the client waits this long after each warming and measured invocation
+    /// (outside the measured region), e.g. 1ms; a co-runner runs on the function's core then.
+    #[arg(long)]
+    pub think: Option<humantime::Duration>,
+    /// A guest program that runs on the function's core beside it for the whole measurement,
+    /// its command line split at whitespace (no shell), e.g. "/sbin/simctl-thrash --code-kb
+    /// 2048" (the lukewarm study's interference: it runs at idle priority while the function
+    /// waits).
+    #[arg(long, value_name = "COMMAND", value_parser = bench_command)]
+    pub co_runner: Option<String>,
 }
 
 /// A --bench command names a program.

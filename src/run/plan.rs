@@ -142,6 +142,18 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
             ],
         ));
     }
+    if let Some(co_runner) = &spec.co_runner {
+        // Beside the function on its core until the end of the run (stopped with the function).
+        steps.push(Step {
+            name: "co-runner".into(),
+            argv: co_runner.split_whitespace().map(String::from).collect(),
+            cpu: Some(FUNCTION_CPU),
+            background: true,
+            wait_for_port: None,
+            timeout_s,
+            env: Default::default(),
+        });
+    }
     steps.push(client_step("client", client));
     Ok(Plan {
         results_dir: DEFAULT_RESULTS_DIR.into(),

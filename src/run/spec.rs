@@ -126,6 +126,12 @@ pub struct RunSpec {
     /// A guest program run on core 1 instead of the function and its client (`--bench`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bench: Option<String>,
+    /// Closed pattern: the client's wait after each warming and measured invocation (`--think`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think_us: Option<u64>,
+    /// A guest program beside the function on its core (`--co-runner`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub co_runner: Option<String>,
     pub machine: Machine,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gem5: Option<Gem5Spec>,
@@ -300,6 +306,23 @@ pub fn check_args(args: &RunArgs, platform: Option<PlatformKind>) -> Result<Chec
         bail!(
             "--warmup {}: at most {MAX_WARMUP} warm-up invocations",
             args.warmup
+        );
+    }
+    if let Some(think) = args.think {
+        if args.pattern != Pattern::Closed {
+            bail!(
+                "--think {think}: a think time belongs to the closed pattern (one request at a \
+                 time); hint: use --pause for rounds"
+            );
+        }
+        if std::time::Duration::from(think).as_millis() > u128::from(MAX_PAUSE_MS) {
+            bail!("--think {think}: at most 1h");
+        }
+    }
+    if args.co_runner.is_some() && args.bench.is_some() {
+        bail!(
+            "--co-runner with --bench: a co-runner runs beside the function, and --bench runs no \
+             function; hint: drop one of them"
         );
     }
     if let Some(warm) = args.warm.filter(|warm| *warm > MAX_WARMUP) {
@@ -566,6 +589,10 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
             isolation: crate::container::choose(args.isolation, &workload)?,
             replay: args.replay.clone(),
             bench: args.bench.clone(),
+            think_us: args
+                .think
+                .map(|think| std::time::Duration::from(think).as_micros() as u64),
+            co_runner: args.co_runner.clone(),
             machine,
             gem5: gem5_spec,
             qemu: qemu_spec,
@@ -729,6 +756,8 @@ mod tests {
             isolation: Isolation::Process,
             replay: None,
             bench: None,
+            think_us: None,
+            co_runner: None,
             machine: Machine {
                 num_cores: system.num_cores,
                 memory_size: system.memory_size,

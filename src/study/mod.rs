@@ -22,6 +22,7 @@ pub mod concurrency;
 pub mod hooks;
 pub mod latency;
 pub mod load;
+pub mod lukewarm;
 pub mod plot;
 pub mod stats;
 pub mod syscalls;
@@ -61,6 +62,9 @@ pub enum StudyName {
     Syscalls,
     /// Overhead of an LD_PRELOAD hook of libc read() (hook-latency paper), micro benchmark.
     HookOverhead,
+    /// Warm vs lukewarm functions (Schall et al., ISCA 2022): CPI and misses with a co-runner
+    /// thrashing the core between invocations; gem5 only.
+    Lukewarm,
 }
 
 impl StudyName {
@@ -70,6 +74,7 @@ impl StudyName {
             StudyName::RoundsStreams => "rounds-streams",
             StudyName::Syscalls => "syscalls",
             StudyName::HookOverhead => "hook-overhead",
+            StudyName::Lukewarm => "lukewarm",
         }
     }
 }
@@ -236,6 +241,7 @@ pub fn plan(
         StudyName::Syscalls => syscalls::check_points(&planned)?,
         StudyName::HookOverhead => hooks::check_points(&planned)?,
         StudyName::RoundsStreams => concurrency::check_points(&planned)?,
+        StudyName::Lukewarm => lukewarm::check_points(&planned, platform)?,
     }
     Ok((sweep.name().to_string(), planned))
 }
@@ -357,6 +363,7 @@ pub fn run_cli(args: StudyArgs) -> Result<()> {
         StudyName::RoundsStreams => concurrency::analyse(&context, &done)?,
         StudyName::Syscalls => syscalls::analyse(&context, &done)?,
         StudyName::HookOverhead => hooks::analyse(&context, &done)?,
+        StudyName::Lukewarm => lukewarm::analyse(&context, &done)?,
     };
     write_outputs(&context, &sweep_name, &done, &section)?;
     println!("{}", dir.join("report.md").display());

@@ -61,6 +61,9 @@ struct Args {
     /// ones: after a restore they warm the measured CPU's caches and predictors.
     #[arg(long, default_value_t = 0)]
     warming: u64,
+    /// Pattern closed: microseconds to wait after each warming and measured invocation.
+    #[arg(long, default_value_t = 0)]
+    think_us: u64,
     /// Measured invocations.
     #[arg(long, default_value_t = 10)]
     invocations: u64,
@@ -127,6 +130,7 @@ impl Args {
         Load {
             warmup: self.warmup,
             warming: self.warming,
+            think: Duration::from_micros(self.think_us),
             invocations: self.invocations,
             pattern,
             stats_ops: self.stats_ops,
