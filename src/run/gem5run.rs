@@ -32,7 +32,7 @@ use crate::project::Project;
 
 /// The resolved system file gem5 reads, in the run directory and in each checkpoint.
 pub const SYSTEM_FILE: &str = "system.toml";
-/// gem5's tick: one picosecond (the default `--sim-quantum`-independent tick rate).
+/// gem5's default tick rate: one tick per simulated picosecond.
 const TICKS_PER_SECOND: f64 = 1e12;
 
 /// What a gem5 run needs besides the boot artifacts: binary, config, system, checkpoint keys.
@@ -159,8 +159,9 @@ fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
-/// Instructions (all cores) and gem5's host seconds of `dumps`: for a checkpointing process
-/// its exit dump, for measure the per-invocation dumps (the exit dump is suppressed there).
+/// Instructions (all cores) and gem5's host seconds in the complete dumps of `stats`: for a
+/// checkpointing process its exit dump, for measure the per-invocation dumps (the exit dump is
+/// suppressed there).
 fn simulated_work(stats: &Path, num_cores: u32) -> (Option<f64>, Option<f64>) {
     let Ok(dumps) = crate::stats::read_dumps(stats) else {
         return (None, None);
