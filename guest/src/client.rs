@@ -182,6 +182,41 @@ pub async fn connect(addr: &str) -> Result<tonic::transport::Channel, String> {
         .map_err(|err| format!("cannot connect to {addr}: {err}"))
 }
 
+/// A process beside the function on its core (the lukewarm study's co-runner), held with
+/// SIGSTOP during every invocation and released after it, so that it runs only between
+/// invocations and none of its instructions lands in an invocation's stats.
+pub struct CoRunner {
+    pid: rustix::process::Pid,
+}
+
+impl CoRunner {
+    pub fn new(pid: i32) -> Option<CoRunner> {
+        rustix::process::Pid::from_raw(pid).map(|pid| CoRunner { pid })
+    }
+
+    /// Stops it and waits (up to a second) until the kernel shows it stopped.
+    fn hold(&self) {
+        let _ = rustix::process::kill_process(self.pid, rustix::process::Signal::STOP);
+        let stat = format!("/proc/{}/stat", self.pid.as_raw_nonzero());
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            let state = std::fs::read_to_string(&stat).ok().and_then(|text| {
+                // The state follows the parenthesised command name.
+                text.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_string))
+            });
+            if state.as_deref().is_none_or(|state| state == "T") {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    fn release(&self) {
+        let _ = rustix::process::kill_process(self.pid, rustix::process::Signal::CONT);
+    }
+}
+
 /// What one run of the client does.
 pub struct Load {
     pub warmup: u64,
@@ -190,9 +225,29 @@ pub struct Load {
     /// Closed pattern: the wait after each warming and measured invocation, outside the
     /// measured region (a co-runner on the function's core runs then).
     pub think: Duration,
+    /// Held during each invocation (closed pattern).
+    pub co_runner: Option<CoRunner>,
     pub invocations: u64,
     pub pattern: Pattern,
     pub stats_ops: bool,
+}
+
+/// [`timed`] with the co-runner held for the invocation.
+async fn held(
+    caller: &Caller,
+    load: &Load,
+    start: Instant,
+    index: u64,
+    phase: Phase,
+) -> Invocation {
+    if let Some(co_runner) = &load.co_runner {
+        co_runner.hold();
+    }
+    let record = timed(caller, start, index, phase).await;
+    if let Some(co_runner) = &load.co_runner {
+        co_runner.release();
+    }
+    record
 }
 
 async fn timed(caller: &Caller, start: Instant, index: u64, phase: Phase) -> Invocation {
@@ -219,7 +274,7 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
     let start = Instant::now();
     let mut records = Vec::new();
     for index in 0..load.warmup {
-        records.push(timed(caller, start, index, Phase::Warmup).await);
+        records.push(held(caller, load, start, index, Phase::Warmup).await);
     }
     println!("SIMCTL-PROGRESS warmup-done");
     m5.checkpoint(0, 0);
@@ -229,7 +284,7 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
         }
     };
     for index in 0..load.warming {
-        records.push(timed(caller, start, index, Phase::Warming).await);
+        records.push(held(caller, load, start, index, Phase::Warming).await);
         think().await;
     }
     if load.warming > 0 {
@@ -239,6 +294,9 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
     match &load.pattern {
         Pattern::Closed => {
             for index in 0..total {
+                if let Some(co_runner) = &load.co_runner {
+                    co_runner.hold();
+                }
                 if load.stats_ops {
                     m5.reset_stats(0, 0);
                 }
@@ -247,6 +305,9 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
                 m5.work_end(index, 0);
                 if load.stats_ops {
                     m5.dump_stats(0, 0);
+                }
+                if let Some(co_runner) = &load.co_runner {
+                    co_runner.release();
                 }
                 records.push(record);
                 println!("SIMCTL-PROGRESS invocation {}/{total}", index + 1);

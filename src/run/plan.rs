@@ -21,6 +21,9 @@ pub const CLIENT_CPU: usize = 0;
 const REPLAY_FILE: &str = "/tmp/simctl-conformance.jsonl";
 
 /// Builds the plan; a gem5 run stretches the guest-side timeouts for simulation.
+/// The co-runner's step name, which names its pid file too.
+const CO_RUNNER_STEP: &str = "co-runner";
+
 pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
     let timeout_s = if spec.is_gem5() { 24 * 3600 } else { 600 };
     if let Some(bench) = &spec.bench {
@@ -143,9 +146,14 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
         ));
     }
     if let Some(co_runner) = &spec.co_runner {
-        // Beside the function on its core until the end of the run (stopped with the function).
+        // Beside the function on its core until the end of the run (stopped with the function);
+        // the client holds it during each invocation through the pid file simctl-init writes.
+        client.extend([
+            "--co-runner-pidfile".to_string(),
+            format!("/run/simctl/{CO_RUNNER_STEP}.pid"),
+        ]);
         steps.push(Step {
-            name: "co-runner".into(),
+            name: CO_RUNNER_STEP.into(),
             argv: co_runner.split_whitespace().map(String::from).collect(),
             cpu: Some(FUNCTION_CPU),
             background: true,

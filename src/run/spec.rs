@@ -319,6 +319,12 @@ pub fn check_args(args: &RunArgs, platform: Option<PlatformKind>) -> Result<Chec
             bail!("--think {think}: at most 1h");
         }
     }
+    if args.co_runner.is_some() && args.pattern != Pattern::Closed {
+        bail!(
+            "--co-runner: the client holds the co-runner during each invocation, which needs one \
+             invocation at a time; hint: use the closed pattern (the default) with --think"
+        );
+    }
     if args.co_runner.is_some() && args.bench.is_some() {
         bail!(
             "--co-runner with --bench: a co-runner runs beside the function, and --bench runs no \

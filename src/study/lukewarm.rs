@@ -2,9 +2,11 @@
 //! of functions on one core thrashes each one's microarchitectural state; the paper measured
 //! CPI 31-114% above execution with warm state, mostly from instruction misses. Here each
 //! function runs its measured invocations back to back with the same think time between them,
-//! once alone on its core (warm) and once with `simctl-thrash` beside it (lukewarm): at idle
-//! priority it runs only while the function waits, walking a large code and data footprint and
-//! data-dependent branches. Per function and system: core 1's CPI, L1I/L1D/LLC MPKI and branch
+//! once alone on its core (warm) and once with `simctl-thrash` beside it (lukewarm): the client
+//! stops it (SIGSTOP) during every invocation and lets it run in the think time between them,
+//! where it walks a large code and data footprint and data-dependent branches. So an
+//! invocation's stats hold the function's instructions only, run on the state the co-runner
+//! left. Per function and system: core 1's CPI, L1I/L1D/LLC MPKI and branch
 //! MPKI (median over the measured invocations, one stats dump each) and the CPI increase.
 
 use std::collections::BTreeMap;
@@ -173,10 +175,12 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
          - **Warm**: the function's measured invocations back to back (closed loop) with a \
          think time of {think} after each, alone on core 1 (isolcpus=1; the client on core 0).\n\
          - **Lukewarm**: the same, with `{co_runner}` started on core 1 beside the function at \
-         idle priority (SCHED_IDLE): it runs only while the function waits, in the think time \
-         and during the request's network path, and walks a code footprint (one called `ret` \
+         idle priority (SCHED_IDLE). The client stops it (SIGSTOP, and waits until the kernel \
+         shows it stopped) before each invocation and continues it after, so it runs only in \
+         the think time between invocations, where it walks a code footprint (one called `ret` \
          per 64-byte line), a data footprint (one read-modify-write per 64-byte line) and \
-         data-dependent branches, as other function instances sharing the core would.\n\
+         data-dependent branches, as other function instances sharing the core would; an \
+         invocation's stats hold the function's work only.\n\
          - **Measured**: core 1 in each measured invocation's stats dump (workbegin to \
          workend, after the warm-up before the checkpoint and the warming invocations after \
          the restore); CPI = cycles / instructions, misses per kilo-instruction of core 1 (the \

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgGroup, Parser, ValueEnum};
-use simctl_guest::client::{Caller, Load, Pattern, Service, connect, drive};
+use simctl_guest::client::{Caller, CoRunner, Load, Pattern, Service, connect, drive};
 use simctl_guest::conformance;
 use simctl_guest::m5::{M5, Mode};
 use simctl_guest::records::{Phase, to_csv};
@@ -64,6 +64,10 @@ struct Args {
     /// Pattern closed: microseconds to wait after each warming and measured invocation.
     #[arg(long, default_value_t = 0)]
     think_us: u64,
+    /// Pattern closed: a file with the pid of a co-runner on the function's core, stopped
+    /// (SIGSTOP) during every invocation so that it runs only between them.
+    #[arg(long, value_name = "FILE")]
+    co_runner_pidfile: Option<PathBuf>,
     /// Measured invocations.
     #[arg(long, default_value_t = 10)]
     invocations: u64,
@@ -112,7 +116,9 @@ enum ArrivalArg {
 }
 
 impl Args {
-    fn load(&self) -> Load {
+    /// The load; an unreadable co-runner pid file is an error (a co-runner left running during
+    /// the invocations would land in their stats).
+    fn load(&self) -> Result<Load, String> {
         let pattern = match self.pattern {
             PatternArg::Closed => Pattern::Closed,
             PatternArg::Rps => Pattern::Rps {
@@ -127,14 +133,31 @@ impl Args {
                 parallel: self.parallel,
             },
         };
-        Load {
+        let co_runner = match &self.co_runner_pidfile {
+            None => None,
+            Some(file) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|err| format!("cannot read {}: {err}", file.display()))?;
+                let pid = text
+                    .trim()
+                    .parse()
+                    .ok()
+                    .and_then(CoRunner::new)
+                    .ok_or_else(|| {
+                        format!("{} holds '{}', not a pid", file.display(), text.trim())
+                    })?;
+                Some(pid)
+            }
+        };
+        Ok(Load {
             warmup: self.warmup,
             warming: self.warming,
             think: Duration::from_micros(self.think_us),
+            co_runner,
             invocations: self.invocations,
             pattern,
             stats_ops: self.stats_ops,
-        }
+        })
     }
 }
 
@@ -261,7 +284,13 @@ async fn drive_load(args: &Args, service: Service) -> u8 {
         .request
         .clone()
         .unwrap_or_else(|| service.default_request().to_string());
-    let load = args.load();
+    let load = match args.load() {
+        Ok(load) => load,
+        Err(err) => {
+            eprintln!("simctl-client: {err}");
+            return EXIT_ENVIRONMENT;
+        }
+    };
     let caller = match Caller::connect(service, &args.addr, request).await {
         Ok(caller) => caller,
         Err(err) => {

@@ -21,6 +21,8 @@ use simctl_guest::plan::{DEFAULT_RESULTS_DIR, Plan, Step};
 use simctl_guest::transfer;
 
 const TRANSFER_DEVICE: &str = "/dev/sdb";
+/// Where the pid of each background step goes (`<step name>.pid`).
+const PID_DIR: &str = "/run/simctl";
 
 struct Options {
     plan_file: Option<PathBuf>,
@@ -218,6 +220,14 @@ fn run_plan(plan: &Plan) -> bool {
                     break;
                 }
                 say("SIMCTL-PROGRESS function-up");
+            }
+            // Other steps find a background step by name (the client holds a co-runner while it
+            // invokes the function).
+            let pid_file = Path::new(PID_DIR).join(format!("{}.pid", step.name));
+            if let Err(err) = std::fs::create_dir_all(PID_DIR)
+                .and_then(|()| std::fs::write(&pid_file, format!("{}\n", child.id())))
+            {
+                error(&format!("cannot write {}: {err}", pid_file.display()));
             }
             background.push((step.name.clone(), child));
             continue;
