@@ -57,6 +57,8 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
             .as_ref()
             .map_or(0, |gem5| gem5.warming)
             .to_string(),
+        "--think-us".into(),
+        spec.think_us.unwrap_or(0).to_string(),
         "--invocations".into(),
         spec.invocations.to_string(),
         "--cpu".into(),
@@ -223,6 +225,35 @@ mod tests {
             ]
         );
         assert!(process.files.is_empty());
+    }
+
+    #[test]
+    fn a_co_runner_shares_the_function_core_and_the_client_holds_it_by_its_pid_file() {
+        let held = plan(&[
+            "--isolation",
+            "process",
+            "--think",
+            "1ms",
+            "--co-runner",
+            "/sbin/simctl-thrash --code-kb 64",
+        ])
+        .unwrap();
+        assert_eq!(names(&held), ["aes-go", "co-runner", "client"]);
+        let co_runner = &held.steps[1];
+        assert_eq!(co_runner.argv, ["/sbin/simctl-thrash", "--code-kb", "64"]);
+        assert_eq!(co_runner.cpu, Some(FUNCTION_CPU));
+        assert!(co_runner.background && co_runner.wait_for_port.is_none());
+        let client = held.steps[2].argv.join(" ");
+        assert!(
+            client.contains("--co-runner-pidfile /run/simctl/co-runner.pid")
+                && client.contains("--think-us 1000"),
+            "{client}"
+        );
+        let err = format!(
+            "{:#}",
+            plan(&["--pattern", "streams", "--co-runner", "/sbin/simctl-thrash"]).unwrap_err()
+        );
+        assert!(err.contains("closed pattern"), "{err}");
     }
 
     #[test]
