@@ -665,6 +665,15 @@ mod tests {
         for name in ["default", "skylake-like"] {
             let system = SystemSpec::resolve(&dir, name, &[]).unwrap();
             system.check_for_gem5().unwrap();
+            // What gem5 gets (RUN/system.toml) reads back as the same system, overrides too.
+            for overrides in [
+                vec![],
+                vec!["llc_size=256kB".to_string(), "clock=3GHz".into()],
+            ] {
+                let resolved = SystemSpec::resolve(&dir, name, &overrides).unwrap();
+                let again = SystemSpec::parse(Path::new("x.toml"), &resolved.to_toml(), &[]);
+                assert_eq!(again.unwrap(), resolved, "{name} {overrides:?}");
+            }
         }
         let err = format!(
             "{:#}",
