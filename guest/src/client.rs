@@ -380,6 +380,11 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
             println!("SIMCTL-PROGRESS invocation {total}/{total}");
         }
     }
+    // Held for good: the co-runner has nothing to disturb any more, and under a detailed CPU
+    // every instruction it runs while the guest shuts down costs simulation time.
+    if let Some(co_runner) = &load.co_runner {
+        co_runner.hold();
+    }
     records.sort_by_key(|r| (r.phase, r.index));
     records
 }

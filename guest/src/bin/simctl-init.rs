@@ -158,8 +158,12 @@ fn wait_for_port(port: u16, child: &mut Child, deadline: Instant) -> Result<(), 
 }
 
 fn stop(child: &mut Child) {
-    // SAFETY: signals our own child by pid.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    // SAFETY: signals our own child by pid. CONT after TERM: a process held with SIGSTOP (the
+    // client holds a co-runner) acts on the TERM only once it runs again.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        libc::kill(child.id() as libc::pid_t, libc::SIGCONT);
+    }
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
         if matches!(child.try_wait(), Ok(Some(_))) {
@@ -263,7 +267,9 @@ fn run_plan(plan: &Plan) -> bool {
             }
         }
     }
-    for (name, mut child) in background {
+    // Last started, first stopped: a co-runner (started after the function) ends before the
+    // function's shutdown, instead of running through it.
+    for (name, mut child) in background.into_iter().rev() {
         if let Ok(Some(status)) = child.try_wait() {
             error(&format!(
                 "background step {name} had exited early: {status}"
