@@ -54,7 +54,11 @@ fn span(values: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
         low = low.min(0.0);
     }
     let room = ((high - low) * 0.05).max(1e-9);
-    (low - if from_zero { 0.0 } else { room }, high + room)
+    // From zero means no room below zero, but room below a negative value.
+    (
+        low - if from_zero && low >= 0.0 { 0.0 } else { room },
+        high + room,
+    )
 }
 
 impl LineChart<'_> {
@@ -127,7 +131,8 @@ impl BarChart<'_> {
         if !values.clone().any(f64::is_finite) {
             return Ok(None);
         }
-        let (_, y_high) = span(values, true);
+        // From zero, and below it when a value is negative (a decrease is a bar down).
+        let (y_low, y_high) = span(values, true);
         let groups = self.categories.len().max(1);
         let per_group = self.series.len().max(1);
         let mut svg = String::new();
@@ -139,7 +144,7 @@ impl BarChart<'_> {
                 .margin(20)
                 .x_label_area_size(45)
                 .y_label_area_size(80)
-                .build_cartesian_2d(0.0..groups as f64, 0.0..y_high)
+                .build_cartesian_2d(0.0..groups as f64, y_low..y_high)
                 .map_err(plot_error)?;
             let categories = self.categories.clone();
             chart
