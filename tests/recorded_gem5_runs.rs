@@ -4,7 +4,8 @@
 //! default warming (`--warm 5`) and `aes-go-no-warming` (`--warm 0`), both restored from the
 //! same boot checkpoint. Regenerate both with `scripts/make-gem5-run-fixture`.
 
-use std::io::Read;
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use simctl::report::core_metrics;
@@ -29,11 +30,7 @@ fn fixture_run(name: &str, into: &Path) -> PathBuf {
         if entry.file_type().is_dir() {
             std::fs::create_dir_all(&target).unwrap();
         } else if let Some(plain) = relative.to_str().unwrap().strip_suffix(".gz") {
-            let mut text = Vec::new();
-            flate2::read::GzDecoder::new(std::fs::File::open(entry.path()).unwrap())
-                .read_to_end(&mut text)
-                .unwrap();
-            std::fs::write(dir.join(plain), text).unwrap();
+            std::fs::write(dir.join(plain), common::gunzip(entry.path())).unwrap();
         } else {
             std::fs::copy(entry.path(), &target).unwrap();
         }

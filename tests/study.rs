@@ -361,6 +361,25 @@ fn study_files_that_cannot_work_are_refused_with_a_hint() {
     );
 }
 
+/// How many points `simctl study NAME --report-only` plans from the shipped study file (the
+/// study must accept it).
+fn planned_points(name: &str, platform: &str, quick: bool, out: &Path) -> usize {
+    let mut args = vec![name, "--platform", platform, "--report-only"];
+    if quick {
+        args.push("--quick");
+    }
+    let output = study(&args, None, out);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    json(&out.join("study.json"))["points"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
 #[test]
 fn the_lukewarm_study_needs_gem5_and_its_files_expand_to_warm_and_lukewarm_pairs() {
     let temp = tempfile::tempdir().unwrap();
@@ -376,21 +395,11 @@ fn the_lukewarm_study_needs_gem5_and_its_files_expand_to_warm_and_lukewarm_pairs
     );
     for (quick, points) in [(false, 12), (true, 2)] {
         let out = temp.path().join(format!("lukewarm-{quick}"));
-        let mut args = vec!["lukewarm", "--platform", "gem5", "--report-only"];
-        if quick {
-            args.push("--quick");
-        }
-        let output = study(&args, None, &out);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
+        assert_eq!(
+            planned_points("lukewarm", "gem5", quick, &out),
+            points,
+            "quick {quick}"
         );
-        let count = json(&out.join("study.json"))["points"]
-            .as_array()
-            .unwrap()
-            .len();
-        assert_eq!(count, points, "quick {quick}");
     }
     let no_think = write(
         temp.path(),
@@ -442,20 +451,7 @@ fn the_shipped_study_files_expand() {
     ] {
         for quick in [false, true] {
             let out = temp.path().join(format!("{name}-{quick}"));
-            let mut args = vec![name, "--platform", "qemu", "--report-only"];
-            if quick {
-                args.push("--quick");
-            }
-            let output = study(&args, None, &out);
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let count = json(&out.join("study.json"))["points"]
-                .as_array()
-                .unwrap()
-                .len();
+            let count = planned_points(name, "qemu", quick, &out);
             if !quick || points == 1 {
                 assert_eq!(count, points, "{name}");
             } else {

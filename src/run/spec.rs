@@ -724,6 +724,11 @@ mod tests {
             ),
             "{err}"
         );
+        let err = error("--workload w --pattern rounds --think 1ms", None);
+        assert!(
+            err.contains("--think 1ms: a think time belongs to the closed pattern"),
+            "{err}"
+        );
         let err = error("--workload w --set llc_size=1MB", Some(PlatformKind::Qemu));
         assert!(err.contains("QEMU does not model llc_size"), "{err}");
         assert!(

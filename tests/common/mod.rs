@@ -75,11 +75,7 @@ fn decompress_fixtures(source: &Path, target: &Path) {
         let Some(plain) = name.strip_suffix(".gz") else {
             continue;
         };
-        let mut text = Vec::new();
-        let file = std::fs::File::open(&path).unwrap();
-        flate2::read::GzDecoder::new(file)
-            .read_to_end(&mut text)
-            .unwrap_or_else(|err| panic!("fixture {}: {err}", path.display()));
+        let text = gunzip(&path);
         let mut temp = tempfile::NamedTempFile::new_in(target).unwrap();
         temp.write_all(&text).unwrap();
         temp.persist(target.join(plain)).unwrap();
@@ -90,6 +86,17 @@ fn decompress_fixtures(source: &Path, target: &Path) {
         "stats fixtures missing in {}: expected *.txt.gz and MANIFEST.md",
         source.display()
     );
+}
+
+/// The decompressed bytes of a gzipped fixture; an unreadable one fails the test, naming it.
+pub fn gunzip(path: &Path) -> Vec<u8> {
+    let mut text = Vec::new();
+    let file =
+        std::fs::File::open(path).unwrap_or_else(|err| panic!("fixture {}: {err}", path.display()));
+    flate2::read::GzDecoder::new(file)
+        .read_to_end(&mut text)
+        .unwrap_or_else(|err| panic!("fixture {}: {err}", path.display()));
+    text
 }
 
 /// The fixture's stat line that a cut turns into a smaller number.
