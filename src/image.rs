@@ -91,7 +91,12 @@ impl Spec {
     pub fn load(path: &Path) -> Result<Spec> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read image spec {}", path.display()))?;
-        let spec: Spec = toml::from_str(&text).map_err(|err| {
+        Spec::parse(&text, path)
+    }
+
+    /// The spec in `text`; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Spec> {
+        let spec: Spec = toml::from_str(text).map_err(|err| {
             anyhow::anyhow!(
                 "{}: {err}valid keys: distribution, suite, mirror, variant, packages, size, init, keyring, components",
                 path.display()
