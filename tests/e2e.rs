@@ -121,6 +121,24 @@ fn aes_go_on_qemu_from_nothing_then_failure_paths() {
         "a QEMU process outlived its run"
     );
 
+    // A guest kernel panic (an init that does not exist, through --kernel-arg, which comes
+    // after simctl's own init=) is named as one, at once.
+    let panicked = temp.path().join("panicked");
+    let output = qemu_run(
+        "aes-go",
+        &panicked,
+        &["--invocations", "1", "--kernel-arg", "init=/nonexistent"],
+    );
+    assert!(!output.status.success());
+    let status = std::fs::read_to_string(panicked.join("status.json")).unwrap();
+    assert!(
+        status.contains(
+            "guest kernel panic: Kernel panic - not syncing: Requested init /nonexistent failed"
+        ),
+        "{status}"
+    );
+    assert_eq!(qemu_processes_for(&panicked), 0, "QEMU outlived a panic");
+
     // A function that never answers in time: the console goes silent while the client waits,
     // the watchdog stops the run, which ends failed with its logs and no QEMU left behind.
     let silent = temp.path().join("silent");

@@ -101,3 +101,44 @@ fn failing_and_hanging_steps_end_with_error_markers() {
     assert!(!ok);
     assert!(console.contains("SIMCTL-ERROR bad run plan"), "{console}");
 }
+
+#[test]
+fn a_function_that_dies_under_its_client_is_named_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The client kills the function by the pid file simctl-init writes for background steps,
+    // then would wait far longer than the test allows.
+    let plan = format!(
+        r#"[[step]]
+name = "crashing-function"
+argv = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "{port}"]
+background = true
+wait_for_port = {port}
+timeout_s = 30
+
+[[step]]
+name = "client"
+argv = ["sh", "-c", "sleep 1; kill -KILL $(cat /run/simctl/crashing-function.pid); sleep 60"]
+timeout_s = 120
+"#
+    );
+    let start = std::time::Instant::now();
+    let (ok, console) = run_init(&plan, dir.path());
+    assert!(!ok, "{console}");
+    assert!(
+        console.contains(
+            "SIMCTL-ERROR background step crashing-function exited (signal: 9 (SIGKILL)) while \
+             step client ran; client is stopped"
+        ),
+        "{console}"
+    );
+    assert!(console.contains("SIMCTL-DONE status=failed"), "{console}");
+    // Named when it happened, not when the client gave up (60 s) or timed out (120 s).
+    assert!(start.elapsed().as_secs() < 30, "{:?}", start.elapsed());
+    // Reported once: the end-of-plan check does not report the same exit again.
+    assert!(!console.contains("had exited early"), "{console}");
+}

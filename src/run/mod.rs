@@ -122,6 +122,28 @@ pub struct RunArgs {
     /// waits).
     #[arg(long, value_name = "COMMAND", value_parser = bench_command)]
     pub co_runner: Option<String>,
+    /// A word appended to the guest kernel command line (repeatable), e.g. --kernel-arg
+    /// mitigations=off. It comes after simctl's own words, so it overrides them; it is part of
+    /// the run key (and, on gem5, of the boot checkpoint's).
+    #[arg(long = "kernel-arg", value_name = "WORD", value_parser = kernel_word)]
+    pub kernel_args: Vec<String>,
+}
+
+/// A --kernel-arg is one word the kernel reads as one parameter.
+fn kernel_word(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("give a kernel parameter, e.g. --kernel-arg mitigations=off".into());
+    }
+    if let Some(bad) = text
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || *c == '"')
+    {
+        return Err(format!(
+            "{bad:?} cannot be in a kernel parameter (the kernel splits its command line at \
+             blanks and reads quotes); hint: one --kernel-arg per parameter"
+        ));
+    }
+    Ok(text.to_string())
 }
 
 /// A --bench command names a program.

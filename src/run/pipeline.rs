@@ -280,7 +280,7 @@ fn kernel_cmdline(spec: &RunSpec, fast_init: bool) -> String {
         isolated_cpu: Some(FUNCTION_CPU as u32),
         lpj: spec.is_gem5().then_some(GEM5_LPJ),
         fast_init,
-        extra: Vec::new(),
+        extra: spec.kernel_args.clone(),
     }
     .render()
 }

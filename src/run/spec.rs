@@ -132,6 +132,9 @@ pub struct RunSpec {
     /// A guest program beside the function on its core (`--co-runner`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub co_runner: Option<String>,
+    /// Words appended to the guest kernel command line (`--kernel-arg`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_args: Vec<String>,
     pub machine: Machine,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gem5: Option<Gem5Spec>,
@@ -599,6 +602,7 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
                 .think
                 .map(|think| std::time::Duration::from(think).as_micros() as u64),
             co_runner: args.co_runner.clone(),
+            kernel_args: args.kernel_args.clone(),
             machine,
             gem5: gem5_spec,
             qemu: qemu_spec,
@@ -703,6 +707,29 @@ mod tests {
     }
 
     #[test]
+    fn kernel_args_are_single_words_kept_in_order() {
+        let parsed = Cli::try_parse_from([
+            "run",
+            "--workload",
+            "w",
+            "--kernel-arg",
+            "mitigations=off",
+            "--kernel-arg",
+            "init=/bin/true",
+        ])
+        .unwrap()
+        .run;
+        assert_eq!(parsed.kernel_args, ["mitigations=off", "init=/bin/true"]);
+        for bad in ["a b", "", "x=\"y\"", "tab\there"] {
+            let err = Cli::try_parse_from(["run", "--workload", "w", "--kernel-arg", bad])
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} was accepted"))
+                .to_string();
+            assert!(err.contains("--kernel-arg"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
     fn options_of_another_platform_and_broken_cpu_models_are_refused() {
         let err = error("--workload w --cpu minor", None);
         assert!(
@@ -769,6 +796,7 @@ mod tests {
             bench: None,
             think_us: None,
             co_runner: None,
+            kernel_args: Vec::new(),
             machine: Machine {
                 num_cores: system.num_cores,
                 memory_size: system.memory_size,

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use simctl_guest::m5::{M5, Mode, cmdline_value};
@@ -117,7 +117,10 @@ fn spawn(step: &Step) -> std::io::Result<Child> {
     command
         .args(&step.argv[1..])
         .envs(&step.env)
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        // Its own process group, so that stopping a step stops what it started too (a shell's
+        // foreground child, a launcher's server).
+        .process_group(0);
     if let Some(cpu) = step.cpu {
         // SAFETY: only sched_setaffinity runs between fork and exec.
         unsafe {
@@ -158,11 +161,17 @@ fn wait_for_port(port: u16, child: &mut Child, deadline: Instant) -> Result<(), 
 }
 
 fn stop(child: &mut Child) {
-    // SAFETY: signals our own child by pid. CONT after TERM: a process held with SIGSTOP (the
-    // client holds a co-runner) acts on the TERM only once it runs again.
+    // A reaped child's pid may belong to another process by now.
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let group = -(child.id() as libc::pid_t);
+    // SAFETY: signals the process group of our own, unreaped child (its pid is its group id).
+    // CONT after TERM: a process held with SIGSTOP (the client holds a co-runner) acts on the
+    // TERM only once it runs again.
     unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        libc::kill(child.id() as libc::pid_t, libc::SIGCONT);
+        libc::kill(group, libc::SIGTERM);
+        libc::kill(group, libc::SIGCONT);
     }
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
@@ -171,8 +180,47 @@ fn stop(child: &mut Child) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = child.kill();
+    // SAFETY: as above; the leader is still unreaped, so the group id is still ours.
+    unsafe {
+        libc::kill(group, libc::SIGKILL);
+    }
     let _ = child.wait();
+}
+
+/// How a foreground step's wait ended.
+enum Ending {
+    Exited(ExitStatus),
+    TimedOut,
+    WaitFailed(std::io::Error),
+    /// A background step (the function, a co-runner) exited first; it is taken off the list.
+    BackgroundExited(String, ExitStatus),
+}
+
+fn wait_foreground(
+    child: &mut Child,
+    deadline: Instant,
+    background: &mut Vec<(String, Child)>,
+) -> Ending {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ending::Exited(status),
+            Ok(None) if Instant::now() >= deadline => return Ending::TimedOut,
+            Ok(None) => {}
+            Err(err) => return Ending::WaitFailed(err),
+        }
+        let exited = background
+            .iter_mut()
+            .enumerate()
+            .find_map(|(index, (_, bg))| match bg.try_wait() {
+                Ok(Some(status)) => Some((index, status)),
+                _ => None,
+            });
+        if let Some((index, status)) = exited {
+            let (name, _) = background.remove(index);
+            return Ending::BackgroundExited(name, status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Runs the steps in order; returns whether all succeeded.
@@ -236,30 +284,36 @@ fn run_plan(plan: &Plan) -> bool {
             background.push((step.name.clone(), child));
             continue;
         }
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() >= deadline => break None,
-                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
-                Err(err) => {
-                    error(&format!("step {}: wait failed: {err}", step.name));
-                    break None;
-                }
-            }
-        };
-        match status {
-            Some(status) if status.success() => {
+        match wait_foreground(&mut child, deadline, &mut background) {
+            Ending::Exited(status) if status.success() => {
                 say(&format!("SIMCTL-STEP done name={}", step.name))
             }
-            Some(status) => {
+            Ending::Exited(status) => {
                 error(&format!("step {} failed: {status}", step.name));
                 ok = false;
                 break;
             }
-            None => {
+            Ending::TimedOut => {
                 error(&format!(
                     "step {} timed out after {} s",
                     step.name, step.timeout_s
+                ));
+                stop(&mut child);
+                ok = false;
+                break;
+            }
+            Ending::WaitFailed(err) => {
+                error(&format!("step {}: wait failed: {err}", step.name));
+                stop(&mut child);
+                ok = false;
+                break;
+            }
+            // The function crashed under its client: say so now, instead of letting the client
+            // time out request after request and blame the network.
+            Ending::BackgroundExited(name, status) => {
+                error(&format!(
+                    "background step {name} exited ({status}) while step {} ran; {} is stopped",
+                    step.name, step.name
                 ));
                 stop(&mut child);
                 ok = false;
