@@ -308,6 +308,30 @@ mod tests {
     }
 
     #[test]
+    fn the_check_script_prints_markers_the_host_reads() {
+        use simctl_guest::markers::Marker;
+        let substitution = regex::Regex::new(r"\$\([^)]*\)|\$[a-z]+").unwrap();
+        let markers: Vec<Marker> = check_script("aes-go", 1)
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("echo \""))
+            .map(|echoed| {
+                // What the shell prints, with "1" for every variable and command.
+                let printed = substitution.replace_all(echoed.trim_end_matches('"'), "1");
+                Marker::parse(&printed)
+                    .unwrap_or_else(|| panic!("the host cannot read `{printed}`"))
+            })
+            .collect();
+        assert!(
+            matches!(
+                &markers[..],
+                [Marker::Affinity { name: Some(name), cpus, .. }, Marker::Error(_)]
+                    if name == "aes-go" && cpus == "1"
+            ),
+            "{markers:?}"
+        );
+    }
+
+    #[test]
     fn container_plan_parts_pin_publish_and_listen_on_all_addresses() {
         let project = Project::at(env!("CARGO_MANIFEST_DIR"));
         let workload = Workload::load(&project, "aes-go").unwrap();

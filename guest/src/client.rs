@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use crate::m5::M5;
+use crate::markers::Marker;
 use crate::records::{Invocation, Phase};
 use crate::shop::{self, ShopMethod};
 
@@ -276,7 +277,7 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
     for index in 0..load.warmup {
         records.push(held(caller, load, start, index, Phase::Warmup).await);
     }
-    println!("SIMCTL-PROGRESS warmup-done");
+    println!("{}", Marker::WarmupDone);
     m5.checkpoint(0, 0);
     let think = || async {
         if !load.think.is_zero() {
@@ -288,7 +289,7 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
         think().await;
     }
     if load.warming > 0 {
-        println!("SIMCTL-PROGRESS warming-done");
+        println!("{}", Marker::WarmingDone);
     }
     let total = load.invocations;
     match &load.pattern {
@@ -310,7 +311,13 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
                     co_runner.release();
                 }
                 records.push(record);
-                println!("SIMCTL-PROGRESS invocation {}/{total}", index + 1);
+                println!(
+                    "{}",
+                    Marker::Invocation {
+                        done: index + 1,
+                        total
+                    }
+                );
                 think().await;
             }
         }
@@ -330,7 +337,13 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
                 if let Ok(record) = task.await {
                     records.push(record);
                 }
-                println!("SIMCTL-PROGRESS invocation {}/{total}", done + 1);
+                println!(
+                    "{}",
+                    Marker::Invocation {
+                        done: (done + 1) as u64,
+                        total
+                    }
+                );
             }
         }
         Pattern::Rounds { parallel, pause } => {
@@ -350,7 +363,7 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
                     }
                 }
                 index += batch.len() as u64;
-                println!("SIMCTL-PROGRESS invocation {index}/{total}");
+                println!("{}", Marker::Invocation { done: index, total });
                 if index < total {
                     tokio::time::sleep(*pause).await;
                 }
@@ -377,7 +390,7 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
                     records.extend(out);
                 }
             }
-            println!("SIMCTL-PROGRESS invocation {total}/{total}");
+            println!("{}", Marker::Invocation { done: total, total });
         }
     }
     // Held for good: the co-runner has nothing to disturb any more, and under a detailed CPU

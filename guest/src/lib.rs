@@ -1,7 +1,8 @@
 //! Guest-side code of simctl: runs inside the simulated (gem5) or emulated (QEMU) machine.
 //!
-//! `m5` (the pseudo-ops), `plan` (what to run) and `transfer` (the QEMU transfer disk) are
-//! dependency-light so the host crate can share them; the gRPC client sits behind the default
+//! `m5` (the pseudo-ops), `plan` (what to run), `markers` (what the console says), `records`
+//! (results.csv) and `transfer` (the QEMU transfer disk) are dependency-light so the host crate
+//! shares them; the gRPC client sits behind the default
 //! `client` feature.
 //!
 //! Architecture invariant: this crate does not depend on the host `simctl` crate.
@@ -11,6 +12,7 @@ pub mod client;
 #[cfg(feature = "client")]
 pub mod conformance;
 pub mod m5;
+pub mod markers;
 pub mod plan;
 pub mod records;
 #[cfg(feature = "client")]

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use simctl_guest::records::{Phase, from_csv};
 
 use super::metrics::{core_metrics, format_value};
-use crate::run::console::{ConsoleEvent, parse_line};
+use crate::run::console::{ConsoleEvent, affinity, parse_line};
 use crate::run::gem5run::ProcessTimeline;
 use crate::run::rundir::{PhaseTime, RunDir, RunState};
 use crate::stats::Dump;
@@ -233,9 +233,9 @@ impl RunView {
         let pinning = std::fs::read_to_string(run.console_log())
             .unwrap_or_default()
             .lines()
-            .filter_map(|line| match parse_line(line) {
-                Some(ConsoleEvent::Affinity { what, cpus }) => Some((what, cpus)),
-                _ => None,
+            .filter_map(|line| match parse_line(line)? {
+                ConsoleEvent::Guest(marker) => affinity(&marker),
+                ConsoleEvent::KernelPanic(_) => None,
             })
             .collect();
         let stats = Some(run.m5out().join("stats.txt")).filter(|p| p.is_file());

@@ -7,79 +7,40 @@
 
 use std::time::{Duration, Instant};
 
+use simctl_guest::markers::Marker;
+
 /// Something the console said that matters to the host.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConsoleEvent {
-    /// The boot agent is up; guest uptime in seconds when it printed that.
-    Booted { uptime_s: Option<f64> },
-    /// The function is up (its port answered).
-    FunctionUp,
-    /// Warm-up invocations are done.
-    WarmupDone,
-    /// Measured invocation `done` of `total` finished.
-    Invocation { done: u64, total: u64 },
-    /// The CPUs a process is allowed to run on, as the guest saw them.
-    Affinity { what: String, cpus: String },
-    /// The guest agent finished; `ok` says whether every step succeeded.
-    Done { ok: bool },
-    /// The guest agent reported a failure.
-    GuestError(String),
-    /// The kernel panicked or oopsed.
+    /// A marker of the guest agent, client or benchmark (`simctl_guest::markers`: the
+    /// definition the guest writes with).
+    Guest(Marker),
+    /// The kernel panicked.
     KernelPanic(String),
 }
 
-/// Parses one console line; `None` for lines that are not markers.
+/// Parses one console line; `None` for lines that are neither a marker nor a panic.
 pub fn parse_line(line: &str) -> Option<ConsoleEvent> {
     let line = line.trim_end();
     if let Some(start) = line.find("Kernel panic") {
         return Some(ConsoleEvent::KernelPanic(line[start..].to_string()));
     }
-    let start = line.find("SIMCTL-")?;
-    let marker = &line[start..];
-    let (tag, rest) = marker.split_once(' ').unwrap_or((marker, ""));
-    let rest = rest.trim();
-    match tag {
-        "SIMCTL-BOOT" => Some(ConsoleEvent::Booted {
-            uptime_s: field(rest, "uptime").and_then(|value| value.parse().ok()),
-        }),
-        "SIMCTL-PROGRESS" => parse_progress(rest),
-        "SIMCTL-AFFINITY" => Some(ConsoleEvent::Affinity {
-            what: field(rest, "name")
-                .or_else(|| field(rest, "pid"))
-                .unwrap_or("process")
-                .to_string(),
-            cpus: field(rest, "cpus")?.to_string(),
-        }),
-        "SIMCTL-DONE" => Some(ConsoleEvent::Done {
-            ok: field(rest, "status") == Some("ok"),
-        }),
-        "SIMCTL-ERROR" => Some(ConsoleEvent::GuestError(rest.to_string())),
-        _ => None,
-    }
+    Marker::parse(line).map(ConsoleEvent::Guest)
 }
 
-fn parse_progress(rest: &str) -> Option<ConsoleEvent> {
-    let mut words = rest.split_whitespace();
-    match words.next()? {
-        "function-up" => Some(ConsoleEvent::FunctionUp),
-        "warmup-done" => Some(ConsoleEvent::WarmupDone),
-        "invocation" => {
-            let (done, total) = words.next()?.split_once('/')?;
-            Some(ConsoleEvent::Invocation {
-                done: done.parse().ok()?,
-                total: total.parse().ok()?,
-            })
-        }
-        _ => None,
-    }
-}
-
-/// The value of `key=value` among space-separated words.
-fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.split_whitespace().find_map(|word| {
-        word.strip_prefix(key)
-            .and_then(|rest| rest.strip_prefix('='))
-    })
+/// An affinity marker as (what: the process name, or its pid; cpus).
+pub fn affinity(marker: &Marker) -> Option<(String, String)> {
+    let Marker::Affinity {
+        pid, name, cpus, ..
+    } = marker
+    else {
+        return None;
+    };
+    let what = name
+        .clone()
+        .or_else(|| pid.map(|pid| pid.to_string()))
+        .unwrap_or_else(|| "process".into());
+    Some((what, cpus.clone()))
 }
 
 /// What the host learned from the console so far.
@@ -99,23 +60,37 @@ pub struct ConsoleState {
 
 impl ConsoleState {
     pub fn apply(&mut self, event: &ConsoleEvent) {
-        match event {
-            ConsoleEvent::Booted { uptime_s } => {
+        let marker = match event {
+            ConsoleEvent::KernelPanic(message) => {
+                self.panic = Some(message.clone());
+                return;
+            }
+            ConsoleEvent::Guest(marker) => marker,
+        };
+        match marker {
+            Marker::Boot { uptime_s, .. } => {
                 self.booted = true;
                 self.booted_uptime_s = *uptime_s;
             }
-            ConsoleEvent::FunctionUp => self.function_up = true,
-            ConsoleEvent::WarmupDone => self.warmup_done = true,
-            ConsoleEvent::Invocation { done, total } => {
+            Marker::FunctionUp => self.function_up = true,
+            Marker::WarmupDone => self.warmup_done = true,
+            Marker::Invocation { done, total } => {
                 self.invocations_done = *done;
                 self.invocations_total = *total;
             }
-            ConsoleEvent::Affinity { what, cpus } => {
-                self.affinities.push((what.clone(), cpus.clone()))
+            Marker::Affinity { .. } => {
+                if let Some(affinity) = affinity(marker) {
+                    self.affinities.push(affinity);
+                }
             }
-            ConsoleEvent::Done { ok } => self.done = Some(*ok),
-            ConsoleEvent::GuestError(message) => self.errors.push(message.clone()),
-            ConsoleEvent::KernelPanic(message) => self.panic = Some(message.clone()),
+            Marker::Done { ok, .. } => self.done = Some(*ok),
+            Marker::Error(message) => self.errors.push(message.clone()),
+            Marker::BootRestored { .. }
+            | Marker::StepStart { .. }
+            | Marker::StepDone { .. }
+            | Marker::WarmingDone
+            | Marker::Variant { .. }
+            | Marker::ResultsWritten => {}
         }
     }
 
@@ -187,54 +162,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn markers_parse_even_behind_kernel_timestamps() {
-        let cases = [
-            (
-                "[    1.234] SIMCTL-BOOT up uptime=1.23",
-                ConsoleEvent::Booted {
-                    uptime_s: Some(1.23),
-                },
-            ),
-            ("SIMCTL-PROGRESS function-up", ConsoleEvent::FunctionUp),
-            ("SIMCTL-PROGRESS warmup-done", ConsoleEvent::WarmupDone),
-            (
-                "SIMCTL-PROGRESS invocation 3/20",
-                ConsoleEvent::Invocation { done: 3, total: 20 },
-            ),
-            (
-                "SIMCTL-AFFINITY pid=77 name=aes-go cpus=1",
-                ConsoleEvent::Affinity {
-                    what: "aes-go".into(),
-                    cpus: "1".into(),
-                },
-            ),
-            ("SIMCTL-DONE status=ok", ConsoleEvent::Done { ok: true }),
-            (
-                "SIMCTL-DONE status=failed",
-                ConsoleEvent::Done { ok: false },
-            ),
-            (
-                "SIMCTL-ERROR step 2 timed out",
-                ConsoleEvent::GuestError("step 2 timed out".into()),
-            ),
-            (
-                "[ 0.5] Kernel panic - not syncing: VFS: Unable to mount root fs",
-                ConsoleEvent::KernelPanic(
-                    "Kernel panic - not syncing: VFS: Unable to mount root fs".into(),
-                ),
-            ),
-        ];
-        for (line, expected) in cases {
-            assert_eq!(parse_line(line), Some(expected), "{line}");
-        }
-        for line in [
-            "",
-            "random kernel message",
-            "SIMCTL-PROGRESS invocation x/y",
-            "SIMCTL-UNKNOWN a",
-        ] {
-            assert_eq!(parse_line(line), None, "{line}");
-        }
+    fn markers_and_panics_are_read_behind_kernel_timestamps() {
+        assert_eq!(
+            parse_line("[    1.234] SIMCTL-PROGRESS invocation 3/20"),
+            Some(ConsoleEvent::Guest(Marker::Invocation {
+                done: 3,
+                total: 20
+            }))
+        );
+        assert_eq!(
+            parse_line("[ 0.5] Kernel panic - not syncing: VFS: Unable to mount root fs"),
+            Some(ConsoleEvent::KernelPanic(
+                "Kernel panic - not syncing: VFS: Unable to mount root fs".into()
+            ))
+        );
+        assert_eq!(parse_line("random kernel message"), None);
+        let (what, cpus) =
+            affinity(&Marker::parse("SIMCTL-AFFINITY pid=77 cpus=1").unwrap()).unwrap();
+        assert_eq!((what.as_str(), cpus.as_str()), ("77", "1"));
     }
 
     #[test]
@@ -249,7 +194,10 @@ mod tests {
             state.apply(&parse_line(line).unwrap());
         }
         assert_eq!(state.phase(), "invocation 2/5");
-        state.apply(&ConsoleEvent::Done { ok: false });
+        state.apply(&ConsoleEvent::Guest(Marker::Done {
+            ok: false,
+            uptime_s: None,
+        }));
         assert_eq!(state.phase(), "failed");
     }
 

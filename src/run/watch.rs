@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::console::{ConsoleEvent, ConsoleState, Watchdog, parse_line};
 use crate::process::{Ended, LogTail, Supervised, Watch};
+use simctl_guest::markers::Marker;
 
 /// Limits for one phase of a run.
 #[derive(Debug, Clone)]
@@ -62,7 +63,8 @@ pub fn follow(
         for line in &lines {
             if let Some(event) = parse_line(line) {
                 state.apply(&event);
-                if matches!(event, ConsoleEvent::Booted { .. }) && boot_wall.is_none() {
+                if matches!(event, ConsoleEvent::Guest(Marker::Boot { .. })) && boot_wall.is_none()
+                {
                     boot_wall = Some(started.elapsed());
                 }
                 if let ConsoleEvent::KernelPanic(message) = &event {

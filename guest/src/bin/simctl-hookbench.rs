@@ -9,6 +9,7 @@ use std::process::{Command, ExitCode};
 
 use clap::Parser;
 use simctl_guest::m5::{M5, Mode};
+use simctl_guest::markers::Marker;
 
 /// Bad command line (clap uses 2 too) or m5 ops unavailable.
 const EXIT_USAGE: u8 = 2;
@@ -119,7 +120,7 @@ fn main() -> ExitCode {
     // The readbench loop issues workbegin/workend itself, with the magic instruction.
     let gem5 = mode == Mode::Inst;
     m5.checkpoint(0, 0);
-    println!("SIMCTL-PROGRESS warmup-done");
+    println!("{}", Marker::WarmupDone);
     let counter = std::env::temp_dir().join("simctl-readhook.count");
     let mut rows = String::from(
         "variant,rep,position,work_id,reads,elapsed_ns,ns_per_read,hooked_calls,\
@@ -151,7 +152,13 @@ fn main() -> ExitCode {
             }
             work_id += 1;
         }
-        println!("SIMCTL-PROGRESS invocation {}/{}", rep + 1, options.reps);
+        println!(
+            "{}",
+            Marker::Invocation {
+                done: (rep + 1),
+                total: options.reps
+            }
+        );
     }
     if let Err(err) = std::fs::create_dir_all(&options.out)
         .and_then(|()| std::fs::write(options.out.join("hook.csv"), &rows))

@@ -11,6 +11,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use clap::Parser;
 use simctl_guest::m5::{M5, Mode};
+use simctl_guest::markers::Marker;
 use simctl_guest::sysbench::{
     CSV_HEADER, Fixtures, Shape, Variant, install_allow_list, measured_batches, run_batches, trace,
 };
@@ -181,7 +182,7 @@ fn main() -> ExitCode {
     };
     // gem5's warm-up phase saves the warm checkpoint here; every measured batch comes after it.
     m5.checkpoint(0, 0);
-    println!("SIMCTL-PROGRESS warmup-done");
+    println!("{}", Marker::WarmupDone);
     let mut rows = format!("{CSV_HEADER}\n");
     let mut variants = String::from("variant,state,detail\n");
     let mut failed = false;
@@ -200,9 +201,11 @@ fn main() -> ExitCode {
             }
         }
         println!(
-            "SIMCTL-PROGRESS variant {}/{}",
-            index + 1,
-            options.variants.len()
+            "{}",
+            Marker::Variant {
+                done: (index + 1) as u64,
+                total: options.variants.len() as u64
+            }
         );
     }
     let written = std::fs::create_dir_all(&options.out)
