@@ -93,6 +93,9 @@ pub struct Inventory {
     pub entries: Vec<Entry>,
     pub others: Vec<Other>,
     pub runs: Vec<RunRef>,
+    /// The key of the gem5 build `simctl build-gem5` recorded: what `simctl run` uses without
+    /// being told, so kept however long unused (rebuilding it takes an hour).
+    pub recorded_gem5: Option<String>,
 }
 
 impl Inventory {
@@ -127,6 +130,10 @@ impl Inventory {
         for run_root in run_roots {
             inventory.runs.extend(scan_runs(run_root));
         }
+        inventory.recorded_gem5 =
+            crate::gem5build::binary::read_build(&crate::gem5build::binary::recorded_path(root))
+                .ok()
+                .map(|build| build.key);
         Ok(inventory)
     }
 
@@ -142,7 +149,9 @@ impl Inventory {
             .iter()
             .filter(|e| e.state == State::Artifact && e.inputs.iter().any(|k| k == key))
             .map(|e| format!("{}/{}", e.kind, e.name));
-        runs.chain(artifacts).collect()
+        let recorded = (self.recorded_gem5.as_deref() == Some(key))
+            .then(|| "gem5/recorded.toml (simctl run's gem5)".to_string());
+        runs.chain(artifacts).chain(recorded).collect()
     }
 
     /// What `gc` removes: entries with the reason, given the age limit and the time now.
@@ -161,6 +170,7 @@ impl Inventory {
                 .filter(|e| e.state == State::Artifact && !old(e.modified))
                 .filter_map(|e| e.key.clone()),
         );
+        kept.extend(self.recorded_gem5.iter().cloned());
         loop {
             let inputs: Vec<String> = self
                 .entries
@@ -408,4 +418,48 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_gem5_build_is_kept_however_long_unused() {
+        let cache = tempfile::tempdir().unwrap();
+        let key = "df972994dcf42cb66675589490140be4";
+        let build = cache.path().join("gem5").join(key);
+        std::fs::create_dir_all(&build).unwrap();
+        std::fs::write(build.join(crate::cache::KEY_FILE), key).unwrap();
+        std::fs::write(cache.path().join(format!("gem5/{key}.lock")), "").unwrap();
+        let later = SystemTime::now() + Duration::from_secs(365 * 24 * 3600);
+        let garbage = |inventory: &Inventory| -> Vec<String> {
+            inventory
+                .garbage(Duration::from_secs(3600), later)
+                .iter()
+                .map(|(entry, _)| entry.name.clone())
+                .collect()
+        };
+        let unrecorded = Inventory::scan(cache.path(), &[]).unwrap();
+        assert_eq!(garbage(&unrecorded), [key]);
+
+        std::fs::write(
+            crate::gem5build::binary::recorded_path(cache.path()),
+            format!(
+                "binary = \"{}/gem5.opt\"\nkey = \"{key}\"\nsource = \"s\"\n\
+                 identity = \"git-1\"\nvariant = \"opt\"\nisa = \"X86\"\n\
+                 version = \"24.0.0.1\"\nblake3 = \"b\"\nwork_dir = \"/w\"\nlog = \"/l\"\n\
+                 scons_seconds = 1.0\njobs = 2\n",
+                build.display()
+            ),
+        )
+        .unwrap();
+        let recorded = Inventory::scan(cache.path(), &[]).unwrap();
+        assert_eq!(recorded.recorded_gem5.as_deref(), Some(key));
+        assert!(garbage(&recorded).is_empty());
+        assert_eq!(
+            recorded.referenced_by(key),
+            ["gem5/recorded.toml (simctl run's gem5)"]
+        );
+    }
 }
