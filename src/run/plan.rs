@@ -20,6 +20,11 @@ pub const CLIENT_CPU: usize = 0;
 /// Where `--replay` pairs are written in the guest.
 const REPLAY_FILE: &str = "/tmp/simctl-conformance.jsonl";
 
+/// The variable that names readhook.so's counter file (guest/hook/readhook.c); when the
+/// function's environment sets it, the client reads the counter around every measured
+/// invocation of the closed pattern.
+pub const HOOK_COUNTER_VAR: &str = "READHOOK_COUNT";
+
 /// Builds the plan; a gem5 run stretches the guest-side timeouts for simulation.
 /// The co-runner's step name, which names its pid file too.
 const CO_RUNNER_STEP: &str = "co-runner";
@@ -27,18 +32,36 @@ const CO_RUNNER_STEP: &str = "co-runner";
 pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
     let timeout_s = if spec.is_gem5() { 24 * 3600 } else { 600 };
     if let Some(bench) = &spec.bench {
+        let argv: Vec<String> = bench.split_whitespace().map(String::from).collect();
+        let step = |name: &str, argv: Vec<String>, cpu: usize| Step {
+            name: name.into(),
+            argv,
+            cpu: Some(cpu),
+            background: false,
+            wait_for_port: None,
+            timeout_s,
+            env: Default::default(),
+        };
+        let (files, steps) = match spec.isolation {
+            Isolation::Process => (BTreeMap::new(), vec![step("bench", argv, FUNCTION_CPU)]),
+            Isolation::Container => {
+                // As a function's container: runc on the client core, the cgroup pins the
+                // program; runc's poststart hook checks that it did.
+                let parts =
+                    container::bench_parts(workload, &argv, FUNCTION_CPU, DEFAULT_RESULTS_DIR);
+                (
+                    parts.files,
+                    vec![
+                        step("container-network", parts.setup_argv, CLIENT_CPU),
+                        step("runc", parts.function_argv, CLIENT_CPU),
+                    ],
+                )
+            }
+        };
         return Ok(Plan {
             results_dir: DEFAULT_RESULTS_DIR.into(),
-            files: Default::default(),
-            steps: vec![Step {
-                name: "bench".into(),
-                argv: bench.split_whitespace().map(String::from).collect(),
-                cpu: Some(FUNCTION_CPU),
-                background: false,
-                wait_for_port: None,
-                timeout_s,
-                env: Default::default(),
-            }],
+            files,
+            steps,
         });
     }
     let port = workload.manifest.port;
@@ -112,14 +135,29 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
         timeout_s,
         env: Default::default(),
     };
+    // Where the client finds the hook's counter: the function's path, inside the container's
+    // root file system when it runs in one.
+    if let Some(counter) = spec.function_env.get(HOOK_COUNTER_VAR)
+        && spec.load == LoadPattern::Closed
+    {
+        let guest_path = match spec.isolation {
+            Isolation::Process => counter.clone(),
+            Isolation::Container => format!("{}/rootfs{counter}", container::bundle_dir(workload)),
+        };
+        client.extend(["--read-counter".to_string(), guest_path]);
+    }
     match spec.isolation {
-        Isolation::Process => steps.push(function_step(
-            workload.name(),
-            workload.server_argv("127.0.0.1"),
-            FUNCTION_CPU,
-        )),
+        Isolation::Process => steps.push(Step {
+            // Only the function's process gets the extra environment.
+            env: spec.function_env.clone(),
+            ..function_step(
+                workload.name(),
+                workload.server_argv("127.0.0.1"),
+                FUNCTION_CPU,
+            )
+        }),
         Isolation::Container => {
-            let parts = container::plan_parts(workload, port, FUNCTION_CPU);
+            let parts = container::plan_parts(workload, port, FUNCTION_CPU, &spec.function_env);
             files.extend(parts.files);
             steps.push(client_step("container-network", parts.setup_argv));
             // runc itself stays on the client core; the container's cgroup pins the function.

@@ -7,6 +7,7 @@
 //! units, artifact keys), never of file bytes or option spellings, so two spellings of one run
 //! are one run, and a run directory is reused only for the run it holds.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -132,6 +133,9 @@ pub struct RunSpec {
     /// A guest program beside the function on its core (`--co-runner`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub co_runner: Option<String>,
+    /// Extra environment of the function's process (`--function-env`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub function_env: BTreeMap<String, String>,
     pub machine: Machine,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gem5: Option<Gem5Spec>,
@@ -289,6 +293,7 @@ fn diff_values(
 pub struct CheckedArgs {
     pub load: LoadPattern,
     pub overrides: Vec<(String, String)>,
+    pub function_env: BTreeMap<String, String>,
 }
 
 /// Checks what the command line alone decides: numbers in range, the pattern's parameters,
@@ -331,6 +336,13 @@ pub fn check_args(args: &RunArgs, platform: Option<PlatformKind>) -> Result<Chec
              function; hint: drop one of them"
         );
     }
+    if !args.function_env.is_empty() && args.bench.is_some() {
+        bail!(
+            "--function-env with --bench: the environment is the function's, and --bench runs no \
+             function; hint: drop --function-env (a bench sets its own programs' environment)"
+        );
+    }
+    let function_env = function_env(&args.function_env)?;
     if let Some(warm) = args.warm.filter(|warm| *warm > MAX_WARMUP) {
         bail!("--warm {warm}: at most {MAX_WARMUP} warming invocations");
     }
@@ -365,7 +377,50 @@ pub fn check_args(args: &RunArgs, platform: Option<PlatformKind>) -> Result<Chec
     if let Some(platform) = platform {
         check_platform(args, &overrides, platform)?;
     }
-    Ok(CheckedArgs { load, overrides })
+    Ok(CheckedArgs {
+        load,
+        overrides,
+        function_env,
+    })
+}
+
+/// `--function-env KEY=VALUE` pairs: KEY a portable environment name (letters, digits and `_`,
+/// not starting with a digit), each KEY once, no NUL in VALUE (exec cannot pass it).
+pub fn function_env(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut env = BTreeMap::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!(
+                "--function-env {pair}: give KEY=VALUE, e.g. --function-env LD_PRELOAD=/usr/local/lib/simctl/readhook.so"
+            );
+        };
+        let name_ok = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok {
+            bail!(
+                "--function-env {pair}: '{key}' is not an environment variable name; hint: use \
+                 letters, digits and '_', not starting with a digit"
+            );
+        }
+        if value.contains('\0') {
+            bail!(
+                "--function-env {key}=...: the value contains a NUL byte, which no process environment can hold"
+            );
+        }
+        if env.insert(key.to_string(), value.to_string()).is_some() {
+            bail!("--function-env {key} is given twice; hint: keep one value");
+        }
+    }
+    if let Some(counter) = env.get(super::plan::HOOK_COUNTER_VAR)
+        && !counter.starts_with('/')
+    {
+        bail!(
+            "--function-env {}={counter}: give the counter file as an absolute path (it is \
+             read from outside the function), e.g. /opt/simctl/readhook.count",
+            super::plan::HOOK_COUNTER_VAR
+        );
+    }
+    Ok(env)
 }
 
 /// Options the platform does not have are errors (QEMU: `--cpu`, the clock and cache keys).
@@ -524,6 +579,7 @@ pub struct Checked {
     pub platform_why: String,
     pub gem5: Option<PathBuf>,
     pub load: LoadPattern,
+    pub function_env: BTreeMap<String, String>,
     pub system_file: PathBuf,
     pub system: SystemSpec,
 }
@@ -543,6 +599,7 @@ pub fn check_inputs(project: &Project, args: &RunArgs) -> Result<Checked> {
         platform_why,
         gem5: gem5.filter(|_| platform == PlatformKind::Gem5),
         load: checked.load,
+        function_env: checked.function_env,
         system_file,
         system,
     })
@@ -592,13 +649,18 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
             warmup: args.warmup,
             request,
             load: checked.load,
-            isolation: crate::container::choose(args.isolation, &workload)?,
+            // A bench program runs bare unless a container is asked for.
+            isolation: match (&args.bench, args.isolation) {
+                (Some(_), None) => Isolation::Process,
+                (_, requested) => crate::container::choose(requested, &workload)?,
+            },
             replay: args.replay.clone(),
             bench: args.bench.clone(),
             think_us: args
                 .think
                 .map(|think| std::time::Duration::from(think).as_micros() as u64),
             co_runner: args.co_runner.clone(),
+            function_env: checked.function_env,
             machine,
             gem5: gem5_spec,
             qemu: qemu_spec,
@@ -769,6 +831,7 @@ mod tests {
             bench: None,
             think_us: None,
             co_runner: None,
+            function_env: BTreeMap::new(),
             machine: Machine {
                 num_cores: system.num_cores,
                 memory_size: system.memory_size,
