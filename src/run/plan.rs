@@ -314,6 +314,91 @@ mod tests {
         );
     }
 
+    #[test]
+    fn function_env_reaches_the_function_only_and_the_client_reads_the_hook_counter() {
+        let env = [
+            "--function-env",
+            "LD_PRELOAD=/usr/local/lib/simctl/readhook.so",
+            "--function-env",
+            "READHOOK_COUNT=/opt/simctl/readhook.count",
+        ];
+        let process = plan(&[&["--isolation", "process"][..], &env].concat()).unwrap();
+        assert_eq!(
+            process.steps[0].env["LD_PRELOAD"],
+            "/usr/local/lib/simctl/readhook.so"
+        );
+        let client = process.steps.last().unwrap();
+        assert!(client.env.is_empty());
+        assert!(
+            client
+                .argv
+                .windows(2)
+                .any(|w| w == ["--read-counter", "/opt/simctl/readhook.count"]),
+            "{:?}",
+            client.argv
+        );
+        let container = plan(&env).unwrap();
+        let config: serde_json::Value =
+            serde_json::from_str(&container.files["/var/lib/simctl/containers/aes-go/config.json"])
+                .unwrap();
+        let process_env = config["process"]["env"].to_string();
+        assert!(
+            process_env.contains("LD_PRELOAD=/usr/local/lib/simctl/readhook.so"),
+            "{process_env}"
+        );
+        assert!(container.steps.iter().all(|s| s.env.is_empty()));
+        assert!(container.steps.last().unwrap().argv.join(" ").contains(
+            "--read-counter /var/lib/simctl/containers/aes-go/rootfs/opt/simctl/readhook.count"
+        ));
+        let streams = plan(&[&["--pattern", "streams"][..], &env].concat()).unwrap();
+        assert!(
+            !streams
+                .steps
+                .last()
+                .unwrap()
+                .argv
+                .contains(&"--read-counter".to_string())
+        );
+    }
+
+    #[test]
+    fn a_bench_runs_bare_unless_a_container_is_asked_for() {
+        let bench = ["--bench", "/sbin/simctl-syscalls --variants bare"];
+        let bare = plan(&bench).unwrap();
+        assert_eq!(names(&bare), ["bench"]);
+        assert_eq!(bare.steps[0].cpu, Some(FUNCTION_CPU));
+        let contained = plan(&[&bench[..], &["--isolation", "container"]].concat()).unwrap();
+        assert_eq!(names(&contained), ["container-network", "runc"]);
+        assert!(
+            contained
+                .steps
+                .iter()
+                .all(|s| s.cpu == Some(CLIENT_CPU) && !s.background)
+        );
+        let config: serde_json::Value =
+            serde_json::from_str(&contained.files["/var/lib/simctl/containers/aes-go/config.json"])
+                .unwrap();
+        assert_eq!(
+            config["process"]["args"],
+            serde_json::json!(["/sbin/simctl-syscalls", "--variants", "bare"])
+        );
+        assert_eq!(config["linux"]["resources"]["cpu"]["cpus"], "1");
+        let mounts = config["mounts"].to_string();
+        assert!(
+            mounts.contains(r#""destination":"/tmp/simctl-results""#) && mounts.contains(r#""rw""#),
+            "{mounts}"
+        );
+        assert_eq!(
+            config["hooks"]["poststart"][0]["args"],
+            serde_json::json!(["sh", "/tmp/simctl-container-check.sh"])
+        );
+        let check = &contained.files["/tmp/simctl-container-check.sh"];
+        assert!(
+            check.starts_with("set -eu\nexec >/dev/console\npid=$(sed"),
+            "{check}"
+        );
+    }
+
     fn plan_err(args: &[&str]) -> String {
         format!("{:#}", plan(args).unwrap_err())
     }

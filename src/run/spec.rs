@@ -816,6 +816,67 @@ mod tests {
         assert!(err.contains("cannot contain spaces"), "{err}");
     }
 
+    #[test]
+    fn function_env_takes_named_pairs_once_and_only_with_a_function() {
+        let env = check_args(
+            &args("--workload w --function-env A_1=x=y --function-env _B="),
+            None,
+        )
+        .unwrap()
+        .function_env;
+        assert_eq!(
+            env,
+            BTreeMap::from([("A_1".into(), "x=y".into()), ("_B".into(), String::new())])
+        );
+        for (line, expected) in [
+            ("--function-env A", "--function-env A: give KEY=VALUE"),
+            (
+                "--function-env 1A=x",
+                "'1A' is not an environment variable name",
+            ),
+            (
+                "--function-env A-B=x",
+                "'A-B' is not an environment variable name",
+            ),
+            (
+                "--function-env =x",
+                "'' is not an environment variable name",
+            ),
+            (
+                "--function-env A=1 --function-env A=2",
+                "--function-env A is given twice",
+            ),
+            ("--function-env READHOOK_COUNT=c", "as an absolute path"),
+            (
+                "--bench /sbin/x --function-env A=1",
+                "--function-env with --bench",
+            ),
+        ] {
+            let err = error(&format!("--workload w {line}"), None);
+            assert!(err.contains(expected), "{line}: {err}");
+        }
+        let err = format!("{:#}", function_env(&["A=a\0b".to_string()]).unwrap_err());
+        assert!(err.contains("NUL"), "{err}");
+    }
+
+    #[test]
+    fn function_env_is_part_of_the_key_and_absent_when_empty() {
+        let base = spec();
+        let mut hooked = spec();
+        hooked
+            .function_env
+            .insert("LD_PRELOAD".into(), "/x.so".into());
+        assert_ne!(
+            RunRecord::key(&base, &artifacts()).hex(),
+            RunRecord::key(&hooked, &artifacts()).hex()
+        );
+        assert!(!canonical(&base).contains("function_env"));
+        assert_eq!(
+            differences(&base, &hooked),
+            [r#"function_env: (none) -> {"LD_PRELOAD":"/x.so"}"#]
+        );
+    }
+
     fn spec() -> RunSpec {
         let systems = Path::new(env!("CARGO_MANIFEST_DIR")).join("gem5-configs/systems");
         let system = SystemSpec::resolve(&systems, "default", &[]).unwrap();

@@ -28,6 +28,8 @@ fn call_order() -> Vec<&'static str> {
 }
 
 const VARIANTS: [&str; 4] = ["bare", "seccomp", "ptrace", "container"];
+/// simctl-syscalls' default `--variants bare,seccomp,ptrace`.
+const BENCH_DEFAULT_VARIANTS: usize = 3;
 
 fn isolation(point: &super::Planned) -> Isolation {
     point.run.isolation.unwrap_or(Isolation::Process)
@@ -80,7 +82,7 @@ pub fn check_points(planned: &[super::Planned]) -> Result<()> {
             .parse()
             .with_context(|| format!("point '{}': --batches", point.point.name))?;
         let variants = bench_option(bench, "--variants")
-            .map_or(VARIANTS.len(), |v| v.split(',').count()) as u64;
+            .map_or(BENCH_DEFAULT_VARIANTS, |v| v.split(',').count()) as u64;
         let expected = call_order().len() as u64 * batches * variants;
         if point.run.invocations != expected {
             bail!(
@@ -329,7 +331,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
         writeln!(text, "\n## Results\n")?;
         writeln!(
             text,
-            "| syscall | variant | point | batches | ns per call (95% CI) | ratio to bare |{}",
+            "| syscall | variant | batches | ns per call (95% CI) | ratio to bare |{}",
             if gem5 {
                 " instructions/call | cycles/call | L1I misses/call | L1D misses/call | LLC misses/call |"
             } else {
@@ -338,7 +340,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
         )?;
         writeln!(
             text,
-            "|---|---|---|---|---|---|{}",
+            "|---|---|---|---|---|{}",
             if gem5 {
                 "---|".repeat(5)
             } else {
@@ -349,10 +351,9 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             let ns = c.ns_per_call;
             write!(
                 text,
-                "| {} | {} | {} | {} | {} ({}–{}) | {} |",
+                "| {} | {} | {} | {} ({}–{}) | {} |",
                 c.syscall,
                 c.variant,
-                c.point,
                 c.batches,
                 cell(ns.map(|i| i.estimate), 1),
                 cell(ns.map(|i| i.low), 1),
