@@ -126,17 +126,75 @@ pub struct PlanParts {
     pub check_argv: Vec<String>,
 }
 
-/// The plan pieces for running `workload` in a container on `cpu`, published on `port`.
-pub fn plan_parts(workload: &Workload, port: u16, cpu: usize) -> PlanParts {
+/// The plan pieces for running `workload` in a container on `cpu`, published on `port`, with
+/// `env` added to the function's environment.
+pub fn plan_parts(
+    workload: &Workload,
+    port: u16,
+    cpu: usize,
+    env: &BTreeMap<String, String>,
+) -> PlanParts {
+    let config = oci_config(&workload.server_argv("0.0.0.0"), cpu, env);
+    container_parts(workload, port, cpu, config, CheckPid::PidFile)
+}
+
+/// The plan pieces for running a `--bench` program in the workload's container instead of the
+/// function: the same bundle, namespaces, cgroup (cpuset `cpu`) and network namespace, with
+/// `results_dir` bound read-write so that what the program writes comes back. The check runs
+/// as runc's poststart hook (the program may end before a later step could look at it); it
+/// writes its marker to the console and fails the run unless the program is pinned and isolated.
+pub fn bench_parts(
+    workload: &Workload,
+    argv: &[String],
+    cpu: usize,
+    results_dir: &str,
+) -> PlanParts {
+    let mut config = oci_config(argv, cpu, &BTreeMap::new());
+    if let Some(mounts) = config["mounts"].as_array_mut() {
+        mounts.push(
+            json!({"destination": results_dir, "type": "bind", "source": results_dir,
+                           "options": ["rbind", "rw", "nosuid", "nodev"]}),
+        );
+    }
+    config["hooks"] = json!({"poststart": [{"path": "/bin/sh", "args": ["sh", CHECK_SCRIPT]}]});
+    container_parts(
+        workload,
+        workload.manifest.port,
+        cpu,
+        config,
+        CheckPid::HookState,
+    )
+}
+
+/// Where the check script finds the container's pid.
+#[derive(Clone, Copy)]
+enum CheckPid {
+    /// runc's --pid-file, once the function's port answers (a step of its own).
+    PidFile,
+    /// The container state runc hands a hook on stdin (`"pid":N`); the hook's output is
+    /// captured by runc, so the marker goes to the console directly.
+    HookState,
+}
+
+fn container_parts(
+    workload: &Workload,
+    port: u16,
+    cpu: usize,
+    config: serde_json::Value,
+    pid: CheckPid,
+) -> PlanParts {
     let bundle = bundle_dir(workload);
     let mut files = BTreeMap::new();
     files.insert(
         format!("{bundle}/config.json"),
-        oci_config(&workload.server_argv("0.0.0.0"), cpu),
+        serde_json::to_string_pretty(&config).unwrap_or_default(),
     );
     files.insert(NETWORK_SCRIPT.to_string(), network_script());
     files.insert(NAT_RULES.to_string(), nat_rules(port));
-    files.insert(CHECK_SCRIPT.to_string(), check_script(workload.name(), cpu));
+    files.insert(
+        CHECK_SCRIPT.to_string(),
+        check_script(workload.name(), cpu, pid),
+    );
     PlanParts {
         files,
         setup_argv: vec!["/bin/sh".into(), NETWORK_SCRIPT.into()],
@@ -171,8 +229,9 @@ const DOCKER_CAPABILITIES: [&str; 14] = [
     "CAP_AUDIT_WRITE",
 ];
 
-/// The OCI runtime config (runtime-spec 1.0) of the function's container.
-fn oci_config(argv: &[String], cpu: usize) -> String {
+/// The OCI runtime config (runtime-spec 1.0) of the function's container; `env` comes after
+/// the default PATH (and replaces it when it sets PATH).
+fn oci_config(argv: &[String], cpu: usize, env: &BTreeMap<String, String>) -> serde_json::Value {
     let bind = |path: &str| {
         json!({"destination": path, "type": "bind", "source": path,
                "options": ["rbind", "ro", "nosuid", "nodev"]})
@@ -193,13 +252,25 @@ fn oci_config(argv: &[String], cpu: usize) -> String {
         tmpfs("/tmp", &["nosuid", "nodev", "mode=1777"]),
     ];
     mounts.extend(["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64"].map(bind));
-    let config = json!({
+    let mut process_env = BTreeMap::from([(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    )]);
+    process_env.extend(
+        env.iter()
+            .map(|(key, value)| (key.as_str(), value.as_str())),
+    );
+    let process_env: Vec<String> = process_env
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
             "user": {"uid": 0, "gid": 0},
             "args": argv,
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "env": process_env,
             "cwd": "/",
             "capabilities": {
                 "bounding": DOCKER_CAPABILITIES,
@@ -218,8 +289,7 @@ fn oci_config(argv: &[String], cpu: usize) -> String {
             "resources": {"cpu": {"cpus": cpu.to_string()}},
             "cgroupsPath": CGROUP,
         },
-    });
-    serde_json::to_string_pretty(&config).unwrap_or_default()
+    })
 }
 
 /// Creates the container's network namespace, the bridge and the veth pair, then loads the NAT
@@ -247,10 +317,16 @@ fn network_script() -> String {
 /// cgroup=.. own-pid-ns=yes own-net-ns=yes`), and fails the run unless it is pinned to `cpu`
 /// only, in its own pid and network namespaces and in the container's cgroup: a run that says
 /// "container" must have measured one. Fixed text apart from the workload's name and `cpu`.
-fn check_script(name: &str, cpu: usize) -> String {
+fn check_script(name: &str, cpu: usize, pid: CheckPid) -> String {
+    let find_pid = match pid {
+        CheckPid::PidFile => format!("pid=$(cat {PID_FILE})"),
+        CheckPid::HookState => r#"exec >/dev/console
+pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')"#
+            .to_string(),
+    };
     format!(
         r#"set -eu
-pid=$(cat {PID_FILE})
+{find_pid}
 field() {{ sed -n "s/^$1:[[:space:]]*//p" /proc/$pid/status | tr '\t' ,; }}
 own() {{ [ "$(readlink /proc/$pid/ns/$1)" != "$(readlink /proc/1/ns/$1)" ] && echo yes || echo no; }}
 cpus=$(field Cpus_allowed_list)
@@ -311,7 +387,7 @@ mod tests {
     fn the_check_script_prints_markers_the_host_reads() {
         use simctl_guest::markers::Marker;
         let substitution = regex::Regex::new(r"\$\([^)]*\)|\$[a-z]+").unwrap();
-        let markers: Vec<Marker> = check_script("aes-go", 1)
+        let markers: Vec<Marker> = check_script("aes-go", 1, CheckPid::PidFile)
             .lines()
             .filter_map(|line| line.trim().strip_prefix("echo \""))
             .map(|echoed| {
@@ -335,11 +411,19 @@ mod tests {
     fn container_plan_parts_pin_publish_and_listen_on_all_addresses() {
         let project = Project::at(env!("CARGO_MANIFEST_DIR"));
         let workload = Workload::load(&project, "aes-go").unwrap();
-        let parts = plan_parts(&workload, 50051, 1);
+        let env = BTreeMap::from([("LD_PRELOAD".to_string(), "/x.so".to_string())]);
+        let parts = plan_parts(&workload, 50051, 1, &env);
         let config: serde_json::Value =
             serde_json::from_str(&parts.files["/var/lib/simctl/containers/aes-go/config.json"])
                 .unwrap();
         assert_eq!(config["linux"]["resources"]["cpu"]["cpus"], "1");
+        assert_eq!(
+            config["process"]["env"],
+            json!([
+                "LD_PRELOAD=/x.so",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            ])
+        );
         assert_eq!(
             config["process"]["args"],
             json!(["/opt/simctl/workloads/aes-go/server", "-addr=0.0.0.0:50051"])

@@ -443,21 +443,44 @@ fn quick_lukewarm_study_on_gem5() {
 #[test]
 fn the_shipped_study_files_expand() {
     let temp = tempfile::tempdir().unwrap();
-    for (name, points) in [
-        ("load-sweep", 30),
-        ("rounds-streams", 8),
-        ("syscalls", 1),
-        ("hook-overhead", 1),
+    // (study, points, quick points); None: fewer than the full study, at least 4.
+    for (name, points, quick_points) in [
+        ("load-sweep", 30, None),
+        ("rounds-streams", 8, None),
+        // process (bare, seccomp, ptrace) and container.
+        ("syscalls", 2, Some(2)),
+        // micro + 3 (quick: 2) alternating function runs per macro variant.
+        ("hook-overhead", 7, Some(5)),
     ] {
         for quick in [false, true] {
             let out = temp.path().join(format!("{name}-{quick}"));
             let count = planned_points(name, "qemu", quick, &out);
-            if !quick || points == 1 {
-                assert_eq!(count, points, "{name}");
-            } else {
-                assert!(count >= 4 && count < points, "{name} --quick: {count}");
+            match (quick, quick_points) {
+                (false, _) => assert_eq!(count, points, "{name}"),
+                (true, Some(expected)) => assert_eq!(count, expected, "{name} --quick"),
+                (true, None) => assert!(count >= 4 && count < points, "{name} --quick: {count}"),
             }
         }
+    }
+    // The macro runs alternate bare and hooked (ABBA), the hooked ones preloading the hook.
+    let out = temp.path().join("hook-overhead-true");
+    let points = json(&out.join("study.json"))["points"].clone();
+    let names: Vec<&str> = points
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .filter(|name| name.contains("aes-nodejs"))
+        .map(|name| name.rsplit_once('_').unwrap().1)
+        .collect();
+    assert_eq!(names, ["01-bare", "02-hooked", "03-hooked", "04-bare"]);
+    for point in points.as_array().unwrap() {
+        let args = point["args"].to_string();
+        assert_eq!(
+            args.contains("LD_PRELOAD=/usr/local/lib/simctl/readhook.so"),
+            point["name"].as_str().unwrap().ends_with("hooked"),
+            "{point}"
+        );
     }
 }
 
@@ -502,12 +525,7 @@ fn quick_rounds_vs_streams_on_qemu() {
 fn check_syscall_study(dir: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
     report_mentioning(
         dir,
-        &[
-            "## Method",
-            "Batches",
-            "Variants",
-            "OCI container variant: not measured",
-        ],
+        &["## Method", "Batches", "Variants", "OCI container, runc"],
     );
     let rows = csv_rows(&dir.join("syscalls.csv"));
     let bare: Vec<_> = rows.iter().filter(|r| r["variant"] == "bare").collect();
@@ -527,7 +545,7 @@ fn check_syscall_study(dir: &Path) -> Vec<std::collections::BTreeMap<String, Str
     for row in bare {
         assert_eq!(number(row, "ratio_to_bare"), Some(1.0), "{row:?}");
     }
-    for stem in ["ns_per_call_base", "ratio_base"] {
+    for stem in ["ns_per_call", "ratio"] {
         assert!(
             dir.join(format!("{stem}.png")).is_file() && dir.join(format!("{stem}.svg")).is_file()
         );
@@ -559,6 +577,19 @@ fn syscall_study_files_must_match_the_benchmark() {
 fn quick_syscall_study_on_qemu() {
     let (_temp, out) = quick_on_qemu("syscalls");
     let rows = check_syscall_study(&out);
+    // The same benchmark in the functions' OCI container: every call, next to bare.
+    let container: Vec<_> = rows
+        .iter()
+        .filter(|r| r["variant"] == "container")
+        .collect();
+    assert_eq!(container.len(), 8, "{rows:?}");
+    assert!(
+        container
+            .iter()
+            .all(|r| number(r, "ratio_to_bare").is_some_and(|v| v > 0.0)),
+        "{rows:?}"
+    );
+    report_mentioning(&out, &["| container |", "seccomp"]);
     // The tracer stops every system call twice: ptrace costs more than bare.
     let cost = |variant: &str, call: &str| {
         rows.iter()
@@ -574,6 +605,56 @@ fn quick_syscall_study_on_qemu() {
     assert!(
         rows.iter().any(|r| r["variant"] == "seccomp"),
         "no seccomp rows: {rows:?}"
+    );
+}
+
+#[test]
+fn hook_study_macro_points_need_the_counter_and_leave_the_hook_to_the_study() {
+    let temp = tempfile::tempdir().unwrap();
+    for (env, expected) in [
+        ("[]", "without the hook's counter"),
+        (
+            "['READHOOK_COUNT=/c', 'LD_PRELOAD=/x.so']",
+            "sets LD_PRELOAD; hint: drop it",
+        ),
+        ("['READHOOK_COUNT=c']", "absolute path"),
+    ] {
+        let file = write(
+            temp.path(),
+            "m.toml",
+            &format!("name = 'm'\n[base]\nworkload = 'aes-nodejs'\nfunction_env = {env}\n"),
+        );
+        let output = study(
+            &["hook-overhead", "--report-only"],
+            Some(&file),
+            &temp.path().join("o"),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(expected),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn syscall_study_files_have_one_point_per_isolation() {
+    let temp = tempfile::tempdir().unwrap();
+    let file = write(
+        temp.path(),
+        "s.toml",
+        "name = 's'\n[base]\nworkload = 'spin'\nbench = '/sbin/simctl-syscalls --batches 4'\n\
+         invocations = 96\n[matrix]\nwarmup = [0, 1]\n",
+    );
+    let output = study(
+        &["syscalls", "--report-only"],
+        Some(&file),
+        &temp.path().join("o"),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("one point per isolation"),
+        "{stderr}"
     );
 }
 
@@ -606,6 +687,38 @@ fn hook_study_files_need_thirty_interleaved_repetitions() {
 #[ignore = "e2e: builds a kernel and an image and boots QEMU (minutes); scripts/test runs it when SIMCTL_TEST_E2E=1"]
 fn quick_hook_overhead_on_qemu() {
     let (_temp, out) = quick_on_qemu("hook-overhead");
+    // Macro: the function's reads are counted with the hook, and nothing is without it (the
+    // counter file never exists).
+    let invocations = csv_rows(&out.join("macro_invocations.csv"));
+    for variant in ["bare", "hooked"] {
+        assert_eq!(
+            invocations
+                .iter()
+                .filter(|r| r["variant"] == variant)
+                .count(),
+            30,
+            "{variant}: {invocations:?}"
+        );
+    }
+    for row in &invocations {
+        let reads = number(row, "hooked_reads").unwrap();
+        if row["variant"] == "hooked" {
+            assert!(reads > 0.0 && row["counter_present"] == "true", "{row:?}");
+        } else {
+            assert!(reads == 0.0 && row["counter_present"] == "false", "{row:?}");
+        }
+    }
+    let record = json(&out.join("study.json"));
+    let summary = &record["summary"]["macro"][0];
+    assert!(
+        summary["hooked_calls_per_invocation"].as_f64().unwrap() > 0.0,
+        "{summary}"
+    );
+    assert!(
+        summary["overhead_ns_per_call"]["estimate"].is_f64(),
+        "{summary}"
+    );
+    report_mentioning(&out, &["## Macro", "## Micro vs macro", "recvmsg"]);
     let loops = csv_rows(&out.join("loops.csv"));
     assert_eq!(loops.len(), 60);
     for row in &loops {
@@ -619,7 +732,6 @@ fn quick_hook_overhead_on_qemu() {
             "the hook saw exactly the hooked reads: {row:?}"
         );
     }
-    let record = json(&out.join("study.json"));
     // Whole-loop medians drown in the noise of a busy host; the fastest windows do not.
     let overhead = &record["summary"]["overheads"][0]["overhead_ns_per_call_fastest_window"];
     assert!(overhead["estimate"].as_f64().unwrap() > 0.0, "{overhead}");

@@ -231,6 +231,28 @@ pub struct Load {
     pub invocations: u64,
     pub pattern: Pattern,
     pub stats_ops: bool,
+    /// Closed pattern: readhook.so's counter file, read before the first measured invocation
+    /// and after each (outside the timed region).
+    pub read_counter: Option<std::path::PathBuf>,
+}
+
+/// The hook's count of read() calls: 8 bytes, little-endian; 0 while the file does not exist
+/// (no hook loaded).
+pub fn read_count(path: &std::path::Path) -> u64 {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| bytes.get(..8)?.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// Hooked read() calls per measured invocation (closed pattern): the counter's growth from the
+/// previous sample to the one after the invocation, so reads the function makes after its reply
+/// count towards the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadCount {
+    pub index: u64,
+    pub hooked_reads: u64,
+    pub counter_present: bool,
 }
 
 /// [`timed`] with the co-runner held for the invocation.
@@ -270,8 +292,10 @@ async fn timed(caller: &Caller, start: Instant, index: u64, phase: Phase) -> Inv
     }
 }
 
-/// Runs warm-up then the measured invocations; returns every record.
-pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
+/// Runs warm-up then the measured invocations; returns every record and, with
+/// `load.read_counter`, the hooked reads of each measured invocation.
+pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> (Vec<Invocation>, Vec<ReadCount>) {
+    let mut counts = Vec::new();
     let start = Instant::now();
     let mut records = Vec::new();
     for index in 0..load.warmup {
@@ -294,6 +318,7 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
     let total = load.invocations;
     match &load.pattern {
         Pattern::Closed => {
+            let mut last_count = load.read_counter.as_deref().map(read_count);
             for index in 0..total {
                 if let Some(co_runner) = &load.co_runner {
                     co_runner.hold();
@@ -318,6 +343,15 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
                         total
                     }
                 );
+                if let (Some(path), Some(last)) = (&load.read_counter, last_count.as_mut()) {
+                    let now = read_count(path);
+                    counts.push(ReadCount {
+                        index,
+                        hooked_reads: now.saturating_sub(*last),
+                        counter_present: path.exists(),
+                    });
+                    *last = now;
+                }
                 think().await;
             }
         }
@@ -399,7 +433,7 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> Vec<Invocation> {
         co_runner.hold();
     }
     records.sort_by_key(|r| (r.phase, r.index));
-    records
+    (records, counts)
 }
 
 /// Inter-arrival gaps: fixed (uniform) or exponential (Poisson arrivals), from a small

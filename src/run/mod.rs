@@ -81,9 +81,17 @@ pub struct RunArgs {
     /// How the function runs in the guest: in an OCI container (runc, cpuset of core 1,
     /// published port), as the methodology measures functions, or as a bare process (pinned
     /// to core 1 too), for comparison. Default: container, but process for a workload that
-    /// starts helpers beside it (recommendationservice).
+    /// starts helpers beside it (recommendationservice) and for --bench (which runs in the
+    /// workload's container only with --isolation container).
     #[arg(long, value_enum)]
     pub isolation: Option<crate::container::Isolation>,
+    /// Extra environment of the function's process (repeatable), e.g. --function-env
+    /// LD_PRELOAD=/usr/local/lib/simctl/readhook.so: set on the function only (not on the
+    /// client), with either isolation (a container gets it in its OCI config). With
+    /// READHOOK_COUNT (the counter file of guest/hook/readhook.so) the client records the
+    /// counter's growth per measured invocation in results/read-counts.csv.
+    #[arg(long = "function-env", value_name = "KEY=VALUE")]
+    pub function_env: Vec<String>,
     /// Limit for each phase (boot+warm-up, measure) of the run, e.g. 30m.
     #[arg(long)]
     pub timeout: Option<humantime::Duration>,

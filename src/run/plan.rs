@@ -20,6 +20,11 @@ pub const CLIENT_CPU: usize = 0;
 /// Where `--replay` pairs are written in the guest.
 const REPLAY_FILE: &str = "/tmp/simctl-conformance.jsonl";
 
+/// The variable that names readhook.so's counter file (guest/hook/readhook.c); when the
+/// function's environment sets it, the client reads the counter around every measured
+/// invocation of the closed pattern.
+pub const HOOK_COUNTER_VAR: &str = "READHOOK_COUNT";
+
 /// Builds the plan; a gem5 run stretches the guest-side timeouts for simulation.
 /// The co-runner's step name, which names its pid file too.
 const CO_RUNNER_STEP: &str = "co-runner";
@@ -27,18 +32,36 @@ const CO_RUNNER_STEP: &str = "co-runner";
 pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
     let timeout_s = if spec.is_gem5() { 24 * 3600 } else { 600 };
     if let Some(bench) = &spec.bench {
+        let argv: Vec<String> = bench.split_whitespace().map(String::from).collect();
+        let step = |name: &str, argv: Vec<String>, cpu: usize| Step {
+            name: name.into(),
+            argv,
+            cpu: Some(cpu),
+            background: false,
+            wait_for_port: None,
+            timeout_s,
+            env: Default::default(),
+        };
+        let (files, steps) = match spec.isolation {
+            Isolation::Process => (BTreeMap::new(), vec![step("bench", argv, FUNCTION_CPU)]),
+            Isolation::Container => {
+                // As a function's container: runc on the client core, the cgroup pins the
+                // program; runc's poststart hook checks that it did.
+                let parts =
+                    container::bench_parts(workload, &argv, FUNCTION_CPU, DEFAULT_RESULTS_DIR);
+                (
+                    parts.files,
+                    vec![
+                        step("container-network", parts.setup_argv, CLIENT_CPU),
+                        step("runc", parts.function_argv, CLIENT_CPU),
+                    ],
+                )
+            }
+        };
         return Ok(Plan {
             results_dir: DEFAULT_RESULTS_DIR.into(),
-            files: Default::default(),
-            steps: vec![Step {
-                name: "bench".into(),
-                argv: bench.split_whitespace().map(String::from).collect(),
-                cpu: Some(FUNCTION_CPU),
-                background: false,
-                wait_for_port: None,
-                timeout_s,
-                env: Default::default(),
-            }],
+            files,
+            steps,
         });
     }
     let port = workload.manifest.port;
@@ -112,14 +135,29 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
         timeout_s,
         env: Default::default(),
     };
+    // Where the client finds the hook's counter: the function's path, inside the container's
+    // root file system when it runs in one.
+    if let Some(counter) = spec.function_env.get(HOOK_COUNTER_VAR)
+        && spec.load == LoadPattern::Closed
+    {
+        let guest_path = match spec.isolation {
+            Isolation::Process => counter.clone(),
+            Isolation::Container => format!("{}/rootfs{counter}", container::bundle_dir(workload)),
+        };
+        client.extend(["--read-counter".to_string(), guest_path]);
+    }
     match spec.isolation {
-        Isolation::Process => steps.push(function_step(
-            workload.name(),
-            workload.server_argv("127.0.0.1"),
-            FUNCTION_CPU,
-        )),
+        Isolation::Process => steps.push(Step {
+            // Only the function's process gets the extra environment.
+            env: spec.function_env.clone(),
+            ..function_step(
+                workload.name(),
+                workload.server_argv("127.0.0.1"),
+                FUNCTION_CPU,
+            )
+        }),
         Isolation::Container => {
-            let parts = container::plan_parts(workload, port, FUNCTION_CPU);
+            let parts = container::plan_parts(workload, port, FUNCTION_CPU, &spec.function_env);
             files.extend(parts.files);
             steps.push(client_step("container-network", parts.setup_argv));
             // runc itself stays on the client core; the container's cgroup pins the function.
@@ -273,6 +311,91 @@ mod tests {
         assert!(
             missing.contains("cannot read --replay /nonexistent.jsonl"),
             "{missing}"
+        );
+    }
+
+    #[test]
+    fn function_env_reaches_the_function_only_and_the_client_reads_the_hook_counter() {
+        let env = [
+            "--function-env",
+            "LD_PRELOAD=/usr/local/lib/simctl/readhook.so",
+            "--function-env",
+            "READHOOK_COUNT=/opt/simctl/readhook.count",
+        ];
+        let process = plan(&[&["--isolation", "process"][..], &env].concat()).unwrap();
+        assert_eq!(
+            process.steps[0].env["LD_PRELOAD"],
+            "/usr/local/lib/simctl/readhook.so"
+        );
+        let client = process.steps.last().unwrap();
+        assert!(client.env.is_empty());
+        assert!(
+            client
+                .argv
+                .windows(2)
+                .any(|w| w == ["--read-counter", "/opt/simctl/readhook.count"]),
+            "{:?}",
+            client.argv
+        );
+        let container = plan(&env).unwrap();
+        let config: serde_json::Value =
+            serde_json::from_str(&container.files["/var/lib/simctl/containers/aes-go/config.json"])
+                .unwrap();
+        let process_env = config["process"]["env"].to_string();
+        assert!(
+            process_env.contains("LD_PRELOAD=/usr/local/lib/simctl/readhook.so"),
+            "{process_env}"
+        );
+        assert!(container.steps.iter().all(|s| s.env.is_empty()));
+        assert!(container.steps.last().unwrap().argv.join(" ").contains(
+            "--read-counter /var/lib/simctl/containers/aes-go/rootfs/opt/simctl/readhook.count"
+        ));
+        let streams = plan(&[&["--pattern", "streams"][..], &env].concat()).unwrap();
+        assert!(
+            !streams
+                .steps
+                .last()
+                .unwrap()
+                .argv
+                .contains(&"--read-counter".to_string())
+        );
+    }
+
+    #[test]
+    fn a_bench_runs_bare_unless_a_container_is_asked_for() {
+        let bench = ["--bench", "/sbin/simctl-syscalls --variants bare"];
+        let bare = plan(&bench).unwrap();
+        assert_eq!(names(&bare), ["bench"]);
+        assert_eq!(bare.steps[0].cpu, Some(FUNCTION_CPU));
+        let contained = plan(&[&bench[..], &["--isolation", "container"]].concat()).unwrap();
+        assert_eq!(names(&contained), ["container-network", "runc"]);
+        assert!(
+            contained
+                .steps
+                .iter()
+                .all(|s| s.cpu == Some(CLIENT_CPU) && !s.background)
+        );
+        let config: serde_json::Value =
+            serde_json::from_str(&contained.files["/var/lib/simctl/containers/aes-go/config.json"])
+                .unwrap();
+        assert_eq!(
+            config["process"]["args"],
+            serde_json::json!(["/sbin/simctl-syscalls", "--variants", "bare"])
+        );
+        assert_eq!(config["linux"]["resources"]["cpu"]["cpus"], "1");
+        let mounts = config["mounts"].to_string();
+        assert!(
+            mounts.contains(r#""destination":"/tmp/simctl-results""#) && mounts.contains(r#""rw""#),
+            "{mounts}"
+        );
+        assert_eq!(
+            config["hooks"]["poststart"][0]["args"],
+            serde_json::json!(["sh", "/tmp/simctl-container-check.sh"])
+        );
+        let check = &contained.files["/tmp/simctl-container-check.sh"];
+        assert!(
+            check.starts_with("set -eu\nexec >/dev/console\npid=$(sed"),
+            "{check}"
         );
     }
 

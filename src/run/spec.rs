@@ -7,6 +7,7 @@
 //! units, artifact keys), never of file bytes or option spellings, so two spellings of one run
 //! are one run, and a run directory is reused only for the run it holds.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -135,6 +136,9 @@ pub struct RunSpec {
     /// Words appended to the guest kernel command line (`--kernel-arg`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel_args: Vec<String>,
+    /// Extra environment of the function's process (`--function-env`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub function_env: BTreeMap<String, String>,
     pub machine: Machine,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gem5: Option<Gem5Spec>,
@@ -292,6 +296,7 @@ fn diff_values(
 pub struct CheckedArgs {
     pub load: LoadPattern,
     pub overrides: Vec<(String, String)>,
+    pub function_env: BTreeMap<String, String>,
 }
 
 /// Checks what the command line alone decides: numbers in range, the pattern's parameters,
@@ -334,6 +339,13 @@ pub fn check_args(args: &RunArgs, platform: Option<PlatformKind>) -> Result<Chec
              function; hint: drop one of them"
         );
     }
+    if !args.function_env.is_empty() && args.bench.is_some() {
+        bail!(
+            "--function-env with --bench: the environment is the function's, and --bench runs no \
+             function; hint: drop --function-env (a bench sets its own programs' environment)"
+        );
+    }
+    let function_env = function_env(&args.function_env)?;
     if let Some(warm) = args.warm.filter(|warm| *warm > MAX_WARMUP) {
         bail!("--warm {warm}: at most {MAX_WARMUP} warming invocations");
     }
@@ -368,7 +380,50 @@ pub fn check_args(args: &RunArgs, platform: Option<PlatformKind>) -> Result<Chec
     if let Some(platform) = platform {
         check_platform(args, &overrides, platform)?;
     }
-    Ok(CheckedArgs { load, overrides })
+    Ok(CheckedArgs {
+        load,
+        overrides,
+        function_env,
+    })
+}
+
+/// `--function-env KEY=VALUE` pairs: KEY a portable environment name (letters, digits and `_`,
+/// not starting with a digit), each KEY once, no NUL in VALUE (exec cannot pass it).
+pub fn function_env(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut env = BTreeMap::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!(
+                "--function-env {pair}: give KEY=VALUE, e.g. --function-env LD_PRELOAD=/usr/local/lib/simctl/readhook.so"
+            );
+        };
+        let name_ok = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok {
+            bail!(
+                "--function-env {pair}: '{key}' is not an environment variable name; hint: use \
+                 letters, digits and '_', not starting with a digit"
+            );
+        }
+        if value.contains('\0') {
+            bail!(
+                "--function-env {key}=...: the value contains a NUL byte, which no process environment can hold"
+            );
+        }
+        if env.insert(key.to_string(), value.to_string()).is_some() {
+            bail!("--function-env {key} is given twice; hint: keep one value");
+        }
+    }
+    if let Some(counter) = env.get(super::plan::HOOK_COUNTER_VAR)
+        && !counter.starts_with('/')
+    {
+        bail!(
+            "--function-env {}={counter}: give the counter file as an absolute path (it is \
+             read from outside the function), e.g. /opt/simctl/readhook.count",
+            super::plan::HOOK_COUNTER_VAR
+        );
+    }
+    Ok(env)
 }
 
 /// Options the platform does not have are errors (QEMU: `--cpu`, the clock and cache keys).
@@ -527,6 +582,7 @@ pub struct Checked {
     pub platform_why: String,
     pub gem5: Option<PathBuf>,
     pub load: LoadPattern,
+    pub function_env: BTreeMap<String, String>,
     pub system_file: PathBuf,
     pub system: SystemSpec,
 }
@@ -546,6 +602,7 @@ pub fn check_inputs(project: &Project, args: &RunArgs) -> Result<Checked> {
         platform_why,
         gem5: gem5.filter(|_| platform == PlatformKind::Gem5),
         load: checked.load,
+        function_env: checked.function_env,
         system_file,
         system,
     })
@@ -595,7 +652,11 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
             warmup: args.warmup,
             request,
             load: checked.load,
-            isolation: crate::container::choose(args.isolation, &workload)?,
+            // A bench program runs bare unless a container is asked for.
+            isolation: match (&args.bench, args.isolation) {
+                (Some(_), None) => Isolation::Process,
+                (_, requested) => crate::container::choose(requested, &workload)?,
+            },
             replay: args.replay.clone(),
             bench: args.bench.clone(),
             think_us: args
@@ -603,6 +664,7 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
                 .map(|think| std::time::Duration::from(think).as_micros() as u64),
             co_runner: args.co_runner.clone(),
             kernel_args: args.kernel_args.clone(),
+            function_env: checked.function_env,
             machine,
             gem5: gem5_spec,
             qemu: qemu_spec,
@@ -781,6 +843,67 @@ mod tests {
         assert!(err.contains("cannot contain spaces"), "{err}");
     }
 
+    #[test]
+    fn function_env_takes_named_pairs_once_and_only_with_a_function() {
+        let env = check_args(
+            &args("--workload w --function-env A_1=x=y --function-env _B="),
+            None,
+        )
+        .unwrap()
+        .function_env;
+        assert_eq!(
+            env,
+            BTreeMap::from([("A_1".into(), "x=y".into()), ("_B".into(), String::new())])
+        );
+        for (line, expected) in [
+            ("--function-env A", "--function-env A: give KEY=VALUE"),
+            (
+                "--function-env 1A=x",
+                "'1A' is not an environment variable name",
+            ),
+            (
+                "--function-env A-B=x",
+                "'A-B' is not an environment variable name",
+            ),
+            (
+                "--function-env =x",
+                "'' is not an environment variable name",
+            ),
+            (
+                "--function-env A=1 --function-env A=2",
+                "--function-env A is given twice",
+            ),
+            ("--function-env READHOOK_COUNT=c", "as an absolute path"),
+            (
+                "--bench /sbin/x --function-env A=1",
+                "--function-env with --bench",
+            ),
+        ] {
+            let err = error(&format!("--workload w {line}"), None);
+            assert!(err.contains(expected), "{line}: {err}");
+        }
+        let err = format!("{:#}", function_env(&["A=a\0b".to_string()]).unwrap_err());
+        assert!(err.contains("NUL"), "{err}");
+    }
+
+    #[test]
+    fn function_env_is_part_of_the_key_and_absent_when_empty() {
+        let base = spec();
+        let mut hooked = spec();
+        hooked
+            .function_env
+            .insert("LD_PRELOAD".into(), "/x.so".into());
+        assert_ne!(
+            RunRecord::key(&base, &artifacts()).hex(),
+            RunRecord::key(&hooked, &artifacts()).hex()
+        );
+        assert!(!canonical(&base).contains("function_env"));
+        assert_eq!(
+            differences(&base, &hooked),
+            [r#"function_env: (none) -> {"LD_PRELOAD":"/x.so"}"#]
+        );
+    }
+
     fn spec() -> RunSpec {
         let systems = Path::new(env!("CARGO_MANIFEST_DIR")).join("gem5-configs/systems");
         let system = SystemSpec::resolve(&systems, "default", &[]).unwrap();
@@ -797,6 +920,7 @@ mod tests {
             think_us: None,
             co_runner: None,
             kernel_args: Vec::new(),
+            function_env: BTreeMap::new(),
             machine: Machine {
                 num_cores: system.num_cores,
                 memory_size: system.memory_size,

@@ -239,7 +239,7 @@ pub fn plan(
     match name {
         StudyName::LoadSweep => planned = load::with_baselines(planned, platform)?,
         StudyName::Syscalls => syscalls::check_points(&planned)?,
-        StudyName::HookOverhead => hooks::check_points(&planned)?,
+        StudyName::HookOverhead => planned = hooks::plan_points(planned)?,
         StudyName::RoundsStreams => concurrency::check_points(&planned)?,
         StudyName::Lukewarm => lukewarm::check_points(&planned, platform)?,
     }

@@ -1,7 +1,9 @@
 //! Per-syscall cost of sandboxing (Kalium): `simctl-syscalls` runs batches of one system call at
 //! a time in the guest, bare, under a seccomp-BPF allow-list and under a ptrace tracer of our
-//! own; this module turns its rows (and, on gem5, one stats dump per measured batch) into the
-//! cost per call per variant, the ratio to bare, and bar plots.
+//! own, and bare inside the functions' OCI container (a point with `isolation = "container"`:
+//! runc, namespaces, cgroup with cpuset core 1); this module turns its rows (and, on gem5, one
+//! stats dump per measured batch) into the cost per call per variant, the ratio to bare, and bar
+//! plots.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -13,6 +15,7 @@ use serde::Serialize;
 use super::plot::{BarChart, embed};
 use super::stats::{Interval, median, median_ci};
 use super::{Done, Section, Study, bench_option, cell, csv_number, write_csv};
+use crate::container::Isolation;
 use crate::report::metrics::core_metrics;
 use crate::run::plan::FUNCTION_CPU;
 
@@ -24,11 +27,43 @@ fn call_order() -> Vec<&'static str> {
         .collect()
 }
 
-const VARIANTS: [&str; 3] = ["bare", "seccomp", "ptrace"];
+const VARIANTS: [&str; 4] = ["bare", "seccomp", "ptrace", "container"];
+/// simctl-syscalls' default `--variants bare,seccomp,ptrace`.
+const BENCH_DEFAULT_VARIANTS: usize = 3;
+
+fn isolation(point: &super::Planned) -> Isolation {
+    point.run.isolation.unwrap_or(Isolation::Process)
+}
+
+/// A variant's name in the tables: the benchmark's own, inside a container `container`
+/// (bare in it) or `container+VARIANT`.
+fn label(variant: &str, isolation: Isolation) -> String {
+    match (isolation, variant) {
+        (Isolation::Process, _) => variant.to_string(),
+        (Isolation::Container, "bare") => "container".to_string(),
+        (Isolation::Container, _) => format!("container+{variant}"),
+    }
+}
 
 /// Checks that each point runs the benchmark and that `invocations` equals the measured batches
 /// it marks (gem5 checks the number of stats dumps against it).
 pub fn check_points(planned: &[super::Planned]) -> Result<()> {
+    for isolation_kind in [Isolation::Process, Isolation::Container] {
+        let points: Vec<&str> = planned
+            .iter()
+            .filter(|p| isolation(p) == isolation_kind)
+            .map(|p| p.point.name.as_str())
+            .collect();
+        if points.len() > 1 {
+            bail!(
+                "points {} all run with isolation {}; hint: a syscalls study has one point per \
+                 isolation (process: the bare, seccomp and ptrace variants; container: the \
+                 benchmark in the functions' OCI container), so that one table compares them",
+                points.join(", "),
+                isolation_kind.name()
+            );
+        }
+    }
     for point in planned {
         let Some(bench) = &point.run.bench else {
             bail!(
@@ -47,7 +82,7 @@ pub fn check_points(planned: &[super::Planned]) -> Result<()> {
             .parse()
             .with_context(|| format!("point '{}': --batches", point.point.name))?;
         let variants = bench_option(bench, "--variants")
-            .map_or(VARIANTS.len(), |v| v.split(',').count()) as u64;
+            .map_or(BENCH_DEFAULT_VARIANTS, |v| v.split(',').count()) as u64;
         let expected = call_order().len() as u64 * batches * variants;
         if point.run.invocations != expected {
             bail!(
@@ -109,7 +144,7 @@ fn read_batches(done: &Done) -> Result<Vec<Batch>> {
         };
         batches.push(Batch {
             point: done.planned.point.name.clone(),
-            variant: field(0).to_string(),
+            variant: label(field(0), isolation(&done.planned)),
             syscall: field(1).to_string(),
             batch: field(3).parse().with_context(bad)?,
             work_id: field(4).parse().with_context(bad)?,
@@ -186,13 +221,15 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             }
         }
     }
+    // One table: check_points allows one point per isolation, so a (call, variant) pair comes
+    // from one point.
     let mut groups: BTreeMap<(String, String, String), Vec<&Batch>> = BTreeMap::new();
     for batch in &all {
         groups
             .entry((
-                batch.point.clone(),
                 batch.syscall.clone(),
                 batch.variant.clone(),
+                batch.point.clone(),
             ))
             .or_default()
             .push(batch);
@@ -202,7 +239,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
     };
     let mut costs: Vec<Cost> = groups
         .iter()
-        .map(|((point, syscall, variant), batches)| Cost {
+        .map(|((syscall, variant, point), batches)| Cost {
             point: point.clone(),
             syscall: syscall.clone(),
             variant: variant.clone(),
@@ -216,32 +253,26 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             llc_misses_per_call: pick(batches, |b| b.llc_misses_per_call),
         })
         .collect();
-    let bare: BTreeMap<(String, String), f64> = costs
+    let bare: BTreeMap<String, f64> = costs
         .iter()
         .filter(|c| c.variant == "bare")
-        .filter_map(|c| {
-            Some((
-                (c.point.clone(), c.syscall.clone()),
-                c.ns_per_call?.estimate,
-            ))
-        })
+        .filter_map(|c| Some((c.syscall.clone(), c.ns_per_call?.estimate)))
         .collect();
     for cost in &mut costs {
         cost.ratio_to_bare = bare
-            .get(&(cost.point.clone(), cost.syscall.clone()))
+            .get(&cost.syscall)
             .zip(cost.ns_per_call)
             .map(|(bare, own)| own.estimate / bare);
     }
     let order = call_order();
     let position = |name: &str| order.iter().position(|c| *c == name).unwrap_or(usize::MAX);
-    let variant_position = |name: &str| VARIANTS.iter().position(|v| *v == name).unwrap_or(9);
-    costs.sort_by_key(|c| {
-        (
-            c.point.clone(),
-            position(&c.syscall),
-            variant_position(&c.variant),
-        )
-    });
+    let variant_position = |name: &str| {
+        VARIANTS
+            .iter()
+            .position(|v| *v == name)
+            .unwrap_or(VARIANTS.len())
+    };
+    costs.sort_by_key(|c| (position(&c.syscall), variant_position(&c.variant)));
 
     let mut files = vec![
         write_batches_csv(study, &all)?,
@@ -272,9 +303,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
          exit and reads its registers (PTRACE_SYSCALL + PTRACE_GETREGS, the mechanism of \
          gVisor's ptrace platform), tracer and child on the same core. Variants run one after \
          the other, not interleaved.\n\
-         - **OCI container variant: not measured.** It needs the function container of the \
-         functions work (crun in the guest); the benchmark is static and would run unchanged \
-         as the container's process.\n\
+         - **Container**: {}\n\
          - **Clock**: {}\n\
          - **Statistics**: the median over batches with a 95% percentile-bootstrap interval \
          (2000 resamples); ratio = median of the variant / median of bare.\n",
@@ -284,6 +313,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
         } else {
             calls.join(", ")
         },
+        container_note(done)?,
         study.clock_note()
     );
     if !unavailable.is_empty() {
@@ -295,15 +325,10 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             writeln!(text, "- {line}")?;
         }
     }
-    let points: Vec<String> = {
-        let mut list: Vec<String> = costs.iter().map(|c| c.point.clone()).collect();
-        list.dedup();
-        list
-    };
     let gem5 = costs.iter().any(|c| c.instructions_per_call.is_some());
-    for point in &points {
-        let these: Vec<&Cost> = costs.iter().filter(|c| &c.point == point).collect();
-        writeln!(text, "\n## {point}\n")?;
+    {
+        let these: Vec<&Cost> = costs.iter().collect();
+        writeln!(text, "\n## Results\n")?;
         writeln!(
             text,
             "| syscall | variant | batches | ns per call (95% CI) | ratio to bare |{}",
@@ -349,8 +374,12 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             writeln!(text)?;
         }
         let categories: Vec<String> = order.iter().map(|c| c.to_string()).collect();
+        // Variants in the table's order (container+X labels after the plain ones).
+        let mut variants: Vec<&str> = these.iter().map(|c| c.variant.as_str()).collect();
+        variants.sort_by_key(|v| variant_position(v));
+        variants.dedup();
         let series = |value: fn(&Cost) -> Option<f64>| -> Vec<(String, Vec<f64>)> {
-            VARIANTS
+            variants
                 .iter()
                 .map(|variant| {
                     let values = order
@@ -368,10 +397,6 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
                 .filter(|(_, values): &(String, Vec<f64>)| values.iter().any(|v| v.is_finite()))
                 .collect()
         };
-        let slug = point.replace(
-            |c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)),
-            "-",
-        );
         let chart = BarChart {
             title: "cost per system call",
             y_label: "ns per call (median)",
@@ -380,7 +405,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
         };
         embed(
             study.dir,
-            &format!("ns_per_call_{slug}"),
+            "ns_per_call",
             chart.svg()?,
             &mut text,
             &mut files,
@@ -391,19 +416,79 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             categories,
             series: series(|c| c.ratio_to_bare),
         };
-        embed(
-            study.dir,
-            &format!("ratio_{slug}"),
-            chart.svg()?,
-            &mut text,
-            &mut files,
-        )?;
+        embed(study.dir, "ratio", chart.svg()?, &mut text, &mut files)?;
     }
     Ok(Section {
         markdown: text,
         summary: serde_json::json!({ "costs": costs, "unavailable": unavailable }),
         files,
     })
+}
+
+/// What the container variant ran in, read from the container point's own plan (the OCI
+/// config it handed runc), or why there is no container variant.
+fn container_note(done: &[Done]) -> Result<String> {
+    let Some(point) = done
+        .iter()
+        .find(|d| isolation(&d.planned) == Isolation::Container)
+    else {
+        return Ok(
+            "no point of this study file runs in a container (add one with \
+                   `isolation = \"container\"`)."
+                .to_string(),
+        );
+    };
+    let path = crate::run::rundir::RunDir::open(&point.dir).plan();
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(format!(
+            "`{}` has no plan.toml yet (the run did not start).",
+            point.planned.point.name
+        ));
+    };
+    let plan = simctl_guest::plan::Plan::parse(&text)
+        .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+    let config: serde_json::Value = plan
+        .files
+        .iter()
+        .find(|(file, _)| file.ends_with("/config.json"))
+        .and_then(|(_, text)| serde_json::from_str(text).ok())
+        .with_context(|| format!("{}: no OCI config.json among its files", path.display()))?;
+    let seccomp = match config["linux"].get("seccomp") {
+        None => "**no seccomp profile** (the config has no `linux.seccomp`: runc filters no \
+                 system call)"
+            .to_string(),
+        Some(profile) => {
+            let rules = profile["syscalls"].as_array().map_or(0, Vec::len);
+            let names: usize = profile["syscalls"].as_array().map_or(0, |rules| {
+                rules
+                    .iter()
+                    .map(|r| r["names"].as_array().map_or(0, Vec::len))
+                    .sum()
+            });
+            format!(
+                "the seccomp profile of its config: default action `{}`, {rules} rules naming \
+                 {names} system calls",
+                profile["defaultAction"].as_str().unwrap_or("?")
+            )
+        }
+    };
+    let namespaces: Vec<&str> = config["linux"]["namespaces"]
+        .as_array()
+        .map(|list| list.iter().filter_map(|n| n["type"].as_str()).collect())
+        .unwrap_or_default();
+    Ok(format!(
+        "`{}` runs the same static benchmark (`bare` inside; its rows are labelled `container`) \
+         as the process of the functions' OCI container: runc from the workload's bundle, \
+         namespaces {}, cgroup `{}` with cpuset {} (runc's poststart hook checks the pinning and \
+         prints it), Docker's default capabilities, {seccomp}. Its ratio is to `bare` of the \
+         process point (another boot of the same image).",
+        point.planned.point.name,
+        namespaces.join(", "),
+        config["linux"]["cgroupsPath"].as_str().unwrap_or("?"),
+        config["linux"]["resources"]["cpu"]["cpus"]
+            .as_str()
+            .unwrap_or("?"),
+    ))
 }
 
 fn write_batches_csv(study: &Study, batches: &[Batch]) -> Result<String> {

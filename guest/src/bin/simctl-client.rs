@@ -99,6 +99,11 @@ struct Args {
     /// Also reset and dump stats around every measured invocation.
     #[arg(long)]
     stats_ops: bool,
+    /// Pattern closed: the counter file of the LD_PRELOAD read hook (readhook.so's
+    /// READHOOK_COUNT); writes the hooked read() calls of each measured invocation to
+    /// read-counts.csv.
+    #[arg(long, value_name = "FILE")]
+    read_counter: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -149,7 +154,11 @@ impl Args {
                 Some(pid)
             }
         };
+        if self.read_counter.is_some() && !matches!(pattern, Pattern::Closed) {
+            return Err("--read-counter needs --pattern closed (one invocation at a time)".into());
+        }
         Ok(Load {
+            read_counter: self.read_counter.clone(),
             warmup: self.warmup,
             warming: self.warming,
             think: Duration::from_micros(self.think_us),
@@ -304,7 +313,7 @@ async fn drive_load(args: &Args, service: Service) -> u8 {
             first.chars().take(120).collect::<String>()
         );
     }
-    let records = drive(&caller, &load, &m5).await;
+    let (records, counts) = drive(&caller, &load, &m5).await;
     let measured: Vec<_> = records
         .iter()
         .filter(|r| r.phase == Phase::Measured)
@@ -325,6 +334,22 @@ async fn drive_load(args: &Args, service: Service) -> u8 {
     if m5.mode() != Mode::Off {
         m5.write_file(csv.as_bytes(), "results.csv");
         m5.write_file(json.as_bytes(), "results.json");
+    }
+    if load.read_counter.is_some() {
+        let mut text = String::from("index,hooked_reads,counter_present\n");
+        for count in &counts {
+            text.push_str(&format!(
+                "{},{},{}\n",
+                count.index, count.hooked_reads, count.counter_present
+            ));
+        }
+        if let Err(err) = std::fs::write(args.out.join("read-counts.csv"), &text) {
+            eprintln!("simctl-client: cannot write read-counts.csv: {err}");
+            return EXIT_ENVIRONMENT;
+        }
+        if m5.mode() != Mode::Off {
+            m5.write_file(text.as_bytes(), "read-counts.csv");
+        }
     }
     let mean_us = measured.iter().map(|r| r.latency_ns).sum::<u64>() as f64
         / measured.len().max(1) as f64
