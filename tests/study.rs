@@ -525,7 +525,12 @@ fn quick_rounds_vs_streams_on_qemu() {
 fn check_syscall_study(dir: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
     report_mentioning(
         dir,
-        &["## Method", "Batches", "Variants", "OCI container, runc"],
+        &[
+            "## Method",
+            "Batches",
+            "Variants",
+            "the functions' OCI container: runc",
+        ],
     );
     let rows = csv_rows(&dir.join("syscalls.csv"));
     let bare: Vec<_> = rows.iter().filter(|r| r["variant"] == "bare").collect();
