@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use super::plot::{BarChart, embed};
+use super::plot::{BarChart, BarLayout, embed};
 use super::stats::{Interval, median, median_ci};
 use super::{Done, Section, Study, bench_option, cell, csv_number, write_csv};
 use crate::report::metrics::core_metrics;
@@ -377,6 +377,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             y_label: "ns per call (median)",
             categories: categories.clone(),
             series: series(|c| c.ns_per_call.map(|i| i.estimate)),
+            layout: BarLayout::Grouped,
         };
         embed(
             study.dir,
@@ -390,6 +391,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             y_label: "median / median of bare",
             categories,
             series: series(|c| c.ratio_to_bare),
+            layout: BarLayout::Grouped,
         };
         embed(
             study.dir,
