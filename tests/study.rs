@@ -491,12 +491,17 @@ fn quick_rounds_vs_streams_on_qemu() {
         assert!(number(row, "p99_ms") >= number(row, "p50_ms"), "{row:?}");
     }
     let stages = check_stages(&out);
-    // spin stamps every request: each point of each K and pattern has its stages.
+    // spin stamps every request: each point of each K and pattern has its stages, and all but
+    // a few of its requests are consistent (a broken clock would make none of them so).
     for row in rows.iter().filter(|r| r["clock_ok"] == "true") {
+        let stage = stages
+            .iter()
+            .find(|s| s["point"] == row["point"])
+            .unwrap_or_else(|| panic!("{} has no stages", row["point"]));
+        let consistent = number(stage, "requests").unwrap();
         assert!(
-            stages.iter().any(|s| s["point"] == row["point"]),
-            "{} has no stages",
-            row["point"]
+            consistent >= 0.9 * number(row, "ok").unwrap(),
+            "{stage:?} of {row:?}"
         );
     }
 }
