@@ -513,10 +513,207 @@ fn quick_rounds_vs_streams_on_qemu() {
         );
         assert!(number(row, "p99_ms") >= number(row, "p50_ms"), "{row:?}");
     }
+    let stages = check_stages(&out);
+    // spin stamps every request: each point of each K and pattern has its stages, and all but
+    // a few of its requests are consistent (a broken clock would make none of them so).
+    for row in rows.iter().filter(|r| r["clock_ok"] == "true") {
+        let stage = stages
+            .iter()
+            .find(|s| s["point"] == row["point"])
+            .unwrap_or_else(|| panic!("{} has no stages", row["point"]));
+        let consistent = number(stage, "requests").unwrap();
+        assert!(
+            consistent >= 0.9 * number(row, "ok").unwrap(),
+            "{stage:?} of {row:?}"
+        );
+    }
+}
+
+/// Stamps of a request that starts `send_ms` after 1 s (Unix time), with its stages in ms; the
+/// latency the client measured is their sum.
+fn stamped_row(index: usize, send_ms: f64, stages_ms: [f64; 3]) -> String {
+    let ns = |ms: f64| (ms * 1e6).round() as i64;
+    let send = 1_000_000_000 + ns(send_ms);
+    let receive = send + ns(stages_ms[0]);
+    let done = receive + ns(stages_ms[1]);
+    let back = done + ns(stages_ms[2]);
+    format!(
+        "{index},measured,{},{},true,,28,{send},{receive},{done},{back}\n",
+        ns(send_ms),
+        back - send
+    )
+}
+
+/// The staged decomposition's files and their sanity: every stage of every point and every
+/// consistent request non-negative, a request's stages adding up to its latency and a point's
+/// mean stages to its mean end-to-end latency, the stacked plot in the report.
+fn check_stages(dir: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let report = report_mentioning(dir, &["Staged decomposition", "where the time goes"]);
+    let stages = csv_rows(&dir.join("stages.csv"));
+    assert!(!stages.is_empty(), "no stages in stages.csv");
+    let mut points: std::collections::BTreeMap<&str, Vec<_>> = Default::default();
+    for row in &stages {
+        for column in [
+            "pattern",
+            "parallel",
+            "requests",
+            "inconsistent",
+            "clock_ok",
+        ] {
+            assert!(!row[column].is_empty(), "{column} empty: {row:?}");
+        }
+        for column in ["median_ms", "p99_ms", "mean_ms"] {
+            assert!(number(row, column).unwrap() >= 0.0, "{column}: {row:?}");
+        }
+        assert!(number(row, "p99_ms") >= number(row, "median_ms"), "{row:?}");
+        points.entry(row["point"].as_str()).or_default().push(row);
+    }
+    for (point, rows) in points {
+        let mean = |stage: &str| {
+            let row = rows.iter().find(|r| r["stage"] == stage);
+            number(
+                row.unwrap_or_else(|| panic!("{point} lacks {stage}")),
+                "mean_ms",
+            )
+            .unwrap()
+        };
+        let sum = mean("request_path") + mean("handler") + mean("reply_path");
+        let end_to_end = mean("end_to_end");
+        assert!(
+            (sum - end_to_end).abs() <= 0.1_f64.max(0.01 * end_to_end),
+            "{point}: mean stages add up to {sum} ms, mean end to end {end_to_end} ms"
+        );
+        assert!(report.contains(&format!("(stages_{}.png)", rows[0]["workload"])));
+    }
+    for request in csv_rows(&dir.join("request_stages.csv"))
+        .iter()
+        .filter(|r| r["consistent"] == "true")
+    {
+        let stage = |column: &str| number(request, column).unwrap();
+        let parts = [
+            stage("request_path_ms"),
+            stage("handler_ms"),
+            stage("reply_path_ms"),
+        ];
+        assert!(parts.iter().all(|&ms| ms >= 0.0), "{request:?}");
+        let latency = stage("latency_ms");
+        assert!(
+            (parts.iter().sum::<f64>() - latency).abs() <= 0.1_f64.max(0.01 * latency),
+            "{request:?}"
+        );
+    }
+    stages
+}
+
+#[test]
+fn rounds_streams_report_splits_stamped_requests_into_stages() {
+    let temp = tempfile::tempdir().unwrap();
+    let file = write(
+        temp.path(),
+        "rs.toml",
+        "name = 'rs-test'\n[base]\nworkload = 'spin'\nrequest = '5000'\nwarmup = 1\n\
+         invocations = 40\n[matrix]\nparallel = [1, 4]\n[[run]]\npattern = 'rounds'\n\
+         pause = '50ms'\n[[run]]\npattern = 'streams'\n",
+    );
+    let out = temp.path().join("study");
+    let plan = study(
+        &["rounds-streams", "--platform", "qemu", "--report-only"],
+        Some(&file),
+        &out,
+    );
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let names: Vec<String> = json(&out.join("study.json"))["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    // A 5 ms handler; with K requests in flight the request waits (K - 1) x 5 ms on average
+    // before its handler runs (streams) or up to that (rounds).
+    for name in &names {
+        let parallel: f64 = if name.contains("parallel-4") {
+            4.0
+        } else {
+            1.0
+        };
+        let streams = name.contains("streams");
+        let mut text = String::from(
+            "index,phase,send_offset_ns,latency_ns,ok,error,response_bytes,client_send_unix_ns,\
+             server_receive_unix_ns,server_done_unix_ns,client_receive_unix_ns\n",
+        );
+        for index in 0..40 {
+            let queued = if streams {
+                (parallel - 1.0) * 5.0
+            } else {
+                (index % parallel as usize) as f64 * 5.0
+            };
+            text.push_str(&stamped_row(
+                index,
+                index as f64 * 30.0,
+                [0.3 + queued, 5.0, 0.2],
+            ));
+        }
+        if name.contains("parallel-4_pattern-streams") {
+            // The handler stamped its exit before its entry: named, not summarised.
+            text.push_str(&stamped_row(40, 1300.0, [5.3, -1.0, 0.2]));
+        }
+        write(&out.join("runs").join(name), "results/results.csv", &text);
+        write(
+            &out.join("runs").join(name),
+            "status.json",
+            "{\"state\":\"ok\",\"started_unix_s\":1}",
+        );
+    }
+    let output = study(
+        &["rounds-streams", "--platform", "qemu", "--report-only"],
+        Some(&file),
+        &out,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stages = check_stages(&out);
+    assert_eq!(stages.len(), 4 * 4, "three stages and end to end per point");
+    let median = |point: &str, stage: &str| {
+        let row = stages
+            .iter()
+            .find(|r| r["point"].contains(point) && r["stage"] == stage)
+            .unwrap();
+        number(row, "median_ms").unwrap()
+    };
+    assert!((median("parallel-4_pattern-streams", "request_path") - 15.3).abs() < 1e-6);
+    assert!((median("parallel-1_pattern-streams", "request_path") - 0.3).abs() < 1e-6);
+    assert!((median("parallel-4_pattern-rounds", "handler") - 5.0).abs() < 1e-6);
+    assert!((median("parallel-4_pattern-rounds", "reply_path") - 0.2).abs() < 1e-6);
+    let inconsistent = stages
+        .iter()
+        .find(|r| r["point"].contains("parallel-4_pattern-streams"))
+        .unwrap();
+    assert_eq!(
+        (
+            inconsistent["requests"].as_str(),
+            inconsistent["inconsistent"].as_str()
+        ),
+        ("40", "1")
+    );
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
-        report.contains("Staged decomposition (not measured)"),
+        report.contains("request 40: negative stage: handler -1.000 ms"),
         "{report}"
+    );
+    let requests = csv_rows(&out.join("request_stages.csv"));
+    assert_eq!(requests.len(), 4 * 40 + 1);
+    assert!(
+        requests
+            .iter()
+            .any(|r| r["index"] == "40" && r["consistent"] == "false" && r["handler_ms"] == "-1")
     );
 }
 

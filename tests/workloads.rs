@@ -45,6 +45,29 @@ fn every_workload_answers_its_default_request_on_loopback() {
             20,
             "{name}: {csv}"
         );
+        // spin stamps its handler: entry and exit lie between the client's send and receive
+        // (one clock on one machine), which the rounds-streams study's stages rest on.
+        let records = simctl_guest::records::from_csv(&csv).unwrap();
+        let mut stamped = 0;
+        for record in records
+            .iter()
+            .filter(|r| r.stamps.server_receive_unix_ns.is_some())
+        {
+            let s = record.stamps;
+            let order: Vec<u64> = [
+                s.client_send_unix_ns,
+                s.server_receive_unix_ns,
+                s.server_done_unix_ns,
+                s.client_receive_unix_ns,
+            ]
+            .into_iter()
+            .map(|stamp| stamp.unwrap_or_else(|| panic!("{name}: a stamp missing: {record:?}")))
+            .collect();
+            assert!(order.is_sorted(), "{name}: stamps out of order: {record:?}");
+            stamped += 1;
+        }
+        let expected = if name == "spin" { 20 } else { 0 };
+        assert_eq!(stamped, expected, "{name}: records with handler stamps");
     }
 }
 

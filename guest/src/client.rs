@@ -8,11 +8,11 @@
 //! wrapped in m5 `workbegin`/`workend` with its index as work id (gem5 resets stats at the
 //! begin and dumps them at the end), optionally also resetstats/dumpstats.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::m5::M5;
 use crate::markers::Marker;
-use crate::records::{Invocation, Phase};
+use crate::records::{Invocation, Phase, Stamps};
 use crate::shop::{self, ShopMethod};
 
 pub mod proto {
@@ -90,6 +90,24 @@ pub enum Pattern {
     Streams { parallel: u64 },
 }
 
+/// A function's answer: its text and, from a function that reports them (spin), when its
+/// handler began and finished: (entry, exit) in ns since the Unix epoch on the guest's
+/// CLOCK_REALTIME.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub text: String,
+    pub handler: Option<(u64, u64)>,
+}
+
+impl Reply {
+    fn text(text: String) -> Reply {
+        Reply {
+            text,
+            handler: None,
+        }
+    }
+}
+
 /// A connected client for one service.
 #[derive(Clone)]
 pub struct Caller {
@@ -107,8 +125,8 @@ impl Caller {
         })
     }
 
-    /// One invocation; returns the response text.
-    pub async fn call(&self) -> Result<String, String> {
+    /// One invocation; returns the function's answer.
+    pub async fn call(&self) -> Result<Reply, String> {
         let channel = self.channel.clone();
         let request = self.request.clone();
         let status = |err: tonic::Status| format!("{}: {}", err.code(), err.message());
@@ -150,10 +168,12 @@ impl Caller {
                     .await
                     .map_err(status)?;
                 let reply = reply.into_inner();
-                Ok(format!(
-                    "busy_us={} iterations={}",
-                    reply.busy_us, reply.iterations
-                ))
+                // A spin older than the stamps leaves them 0 (proto3's default): no stamps.
+                let stamp = |ns: i64| u64::try_from(ns).ok().filter(|&ns| ns > 0);
+                return Ok(Reply {
+                    text: format!("busy_us={} iterations={}", reply.busy_us, reply.iterations),
+                    handler: stamp(reply.received_unix_ns).zip(stamp(reply.done_unix_ns)),
+                });
             }
             Service::ProductCatalog => {
                 shop::call(channel, ShopMethod::ListProducts, &request).await
@@ -170,6 +190,7 @@ impl Caller {
                 shop::call(channel, ShopMethod::ListRecommendations, &request).await
             }
         }
+        .map(Reply::text)
     }
 }
 
@@ -273,13 +294,26 @@ async fn held(
     record
 }
 
+/// Now on the guest's CLOCK_REALTIME, the clock the function's handler stamps (see
+/// [`Stamps`]); None before 1970.
+fn unix_now_ns() -> Option<u64> {
+    let since_epoch = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?;
+    u64::try_from(since_epoch.as_nanos()).ok()
+}
+
 async fn timed(caller: &Caller, start: Instant, index: u64, phase: Phase) -> Invocation {
+    // Both clocks are read next to each other on each side, so the stamps' span and the
+    // monotonic latency differ only by one clock read (the report checks they agree).
+    let client_send_unix_ns = unix_now_ns();
     let sent = Instant::now();
     let result = caller.call().await;
     let latency = sent.elapsed();
-    let (ok, error, response_bytes) = match &result {
-        Ok(text) => (true, String::new(), text.len() as u64),
-        Err(err) => (false, err.clone(), 0),
+    let client_receive_unix_ns = unix_now_ns();
+    let (ok, error, response_bytes, handler) = match result {
+        Ok(reply) => (true, String::new(), reply.text.len() as u64, reply.handler),
+        Err(err) => (false, err, 0, None),
     };
     Invocation {
         index,
@@ -289,6 +323,12 @@ async fn timed(caller: &Caller, start: Instant, index: u64, phase: Phase) -> Inv
         ok,
         error,
         response_bytes,
+        stamps: Stamps {
+            client_send_unix_ns,
+            server_receive_unix_ns: handler.map(|(entry, _)| entry),
+            server_done_unix_ns: handler.map(|(_, exit)| exit),
+            client_receive_unix_ns,
+        },
     }
 }
 

@@ -131,7 +131,7 @@ pub fn summarise(measured: &[Invocation], expected: u64) -> LatencySummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use simctl_guest::records::Phase;
+    use simctl_guest::records::{Phase, Stamps};
 
     fn record(index: u64, send_ms: u64, latency_ms: u64, ok: bool) -> Invocation {
         Invocation {
@@ -146,6 +146,7 @@ mod tests {
                 "Unavailable".into()
             },
             response_bytes: 10,
+            stamps: Stamps::default(),
         }
     }
 

@@ -15,7 +15,7 @@ use std::fmt::Write;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use super::plot::{BarChart, embed};
+use super::plot::{BarChart, BarLayout, embed};
 use super::stats::median;
 use super::{Done, Planned, Section, Study, cell, csv_number, write_csv};
 use crate::report::metrics::core_metrics;
@@ -239,6 +239,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             ("warm".into(), values(|c| c.warm_cpi)),
             ("lukewarm".into(), values(|c| c.lukewarm_cpi)),
         ],
+        layout: BarLayout::Grouped,
     };
     embed(study.dir, "cpi", cpi.svg()?, &mut text, &mut files)?;
     let misses = BarChart {
@@ -251,6 +252,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             ("LLC".into(), values(|c| c.llc_mpki_increase)),
             ("branch".into(), values(|c| c.branch_mpki_increase)),
         ],
+        layout: BarLayout::Grouped,
     };
     embed(
         study.dir,

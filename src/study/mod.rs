@@ -24,6 +24,7 @@ pub mod latency;
 pub mod load;
 pub mod lukewarm;
 pub mod plot;
+pub mod stages;
 pub mod stats;
 pub mod syscalls;
 

@@ -115,13 +115,23 @@ impl LineChart<'_> {
     }
 }
 
-/// Grouped bars: one group per category, one bar per series within it.
+/// How a bar chart shows several series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BarLayout {
+    /// One bar per series side by side within each category.
+    Grouped,
+    /// One bar per category, the series stacked in order from zero (parts of a whole).
+    Stacked,
+}
+
+/// Bars: one group (or stack) per category, one bar (or segment) per series.
 pub struct BarChart<'a> {
     pub title: &'a str,
     pub y_label: &'a str,
     pub categories: Vec<String>,
     /// (series label, one value per category; NaN for none).
     pub series: Vec<(String, Vec<f64>)>,
+    pub layout: BarLayout,
 }
 
 impl BarChart<'_> {
@@ -131,10 +141,29 @@ impl BarChart<'_> {
         if !values.clone().any(f64::is_finite) {
             return Ok(None);
         }
+        // Each bar as (series, category, bottom, top): stacked segments start where the
+        // category's previous finite segment ended.
+        let mut stack_tops = vec![0.0; self.categories.len()];
+        let mut bars = Vec::new();
+        for (index, (_, values)) in self.series.iter().enumerate() {
+            for (group, &value) in values.iter().enumerate().filter(|(_, v)| v.is_finite()) {
+                let bottom = match self.layout {
+                    BarLayout::Grouped => 0.0,
+                    BarLayout::Stacked => stack_tops.get(group).copied().unwrap_or(0.0),
+                };
+                if let Some(top) = stack_tops.get_mut(group) {
+                    *top = bottom + value;
+                }
+                bars.push((index, group, bottom, bottom + value));
+            }
+        }
         // From zero, and below it when a value is negative (a decrease is a bar down).
-        let (y_low, y_high) = span(values, true);
+        let (y_low, y_high) = span(bars.iter().map(|bar| bar.3), true);
         let groups = self.categories.len().max(1);
-        let per_group = self.series.len().max(1);
+        let per_group = match self.layout {
+            BarLayout::Grouped => self.series.len().max(1),
+            BarLayout::Stacked => 1,
+        };
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, (1100, 600)).into_drawing_area();
@@ -163,18 +192,21 @@ impl BarChart<'_> {
                 .draw()
                 .map_err(plot_error)?;
             let width = 0.8 / per_group as f64;
-            for (index, (label, values)) in self.series.iter().enumerate() {
+            for (index, (label, _)) in self.series.iter().enumerate() {
                 let color = Palette99::pick(index).to_rgba();
-                let bars = values
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| v.is_finite())
-                    .map(move |(group, &value)| {
-                        let left = group as f64 + 0.1 + index as f64 * width;
-                        Rectangle::new([(left, 0.0), (left + width, value)], color.filled())
-                    });
+                let slot = match self.layout {
+                    BarLayout::Grouped => index as f64,
+                    BarLayout::Stacked => 0.0,
+                };
+                let rectangles =
+                    bars.iter()
+                        .filter(|bar| bar.0 == index)
+                        .map(|&(_, group, bottom, top)| {
+                            let left = group as f64 + 0.1 + slot * width;
+                            Rectangle::new([(left, bottom), (left + width, top)], color.filled())
+                        });
                 chart
-                    .draw_series(bars)
+                    .draw_series(rectangles)
                     .map_err(plot_error)?
                     .label(label.clone())
                     .legend(move |(x, y)| {

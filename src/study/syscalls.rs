@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use super::plot::{BarChart, embed};
+use super::plot::{BarChart, BarLayout, embed};
 use super::stats::{Interval, median, median_ci};
 use super::{Done, Section, Study, bench_option, cell, csv_number, write_csv};
 use crate::container::Isolation;
@@ -402,6 +402,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             y_label: "ns per call (median)",
             categories: categories.clone(),
             series: series(|c| c.ns_per_call.map(|i| i.estimate)),
+            layout: BarLayout::Grouped,
         };
         embed(
             study.dir,
@@ -415,6 +416,7 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
             y_label: "median / median of bare",
             categories,
             series: series(|c| c.ratio_to_bare),
+            layout: BarLayout::Grouped,
         };
         embed(study.dir, "ratio", chart.svg()?, &mut text, &mut files)?;
     }

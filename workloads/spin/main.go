@@ -1,5 +1,6 @@
 // spin: burns the CPU for the time the request asks (busy_us), as the CPU-spin workers of the
-// Knative load-test studies; replies with the time spent and the loop iterations done.
+// Knative load-test studies; replies with the time spent, the loop iterations done and when the
+// handler began and finished (the rounds-streams study splits each request's latency with them).
 package main
 
 import (
@@ -20,6 +21,12 @@ type server struct {
 
 var sink uint64
 
+// The handler's stamps are CLOCK_REALTIME: time.Now().UnixNano() is clock_gettime(CLOCK_REALTIME),
+// the same kernel clock Rust's SystemTime::now() in simctl-client reads. Go exposes no absolute
+// CLOCK_MONOTONIC reading (its monotonic time is private to the process), and a raw syscall for it
+// would make the handler's reads unlike the client's. The guest runs no time daemon (simctl-init
+// is PID 1), so CLOCK_REALTIME is not stepped during a run; the report still checks every
+// request's stages are non-negative and add up to its monotonic latency.
 func (s *server) Spin(ctx context.Context, in *pb.SpinRequest) (*pb.SpinReply, error) {
 	start := time.Now()
 	budget := time.Duration(in.GetBusyUs()) * time.Microsecond
@@ -35,7 +42,13 @@ func (s *server) Spin(ctx context.Context, in *pb.SpinRequest) (*pb.SpinReply, e
 		iterations++
 	}
 	sink += x
-	return &pb.SpinReply{BusyUs: uint64(time.Since(start) / time.Microsecond), Iterations: iterations}, nil
+	done := time.Now()
+	return &pb.SpinReply{
+		BusyUs:         uint64(done.Sub(start) / time.Microsecond),
+		Iterations:     iterations,
+		ReceivedUnixNs: start.UnixNano(),
+		DoneUnixNs:     done.UnixNano(),
+	}, nil
 }
 
 func main() {

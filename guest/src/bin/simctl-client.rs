@@ -310,7 +310,7 @@ async fn drive_load(args: &Args, service: Service) -> u8 {
     if let Ok(first) = caller.call().await {
         println!(
             "simctl-client: first response: {}",
-            first.chars().take(120).collect::<String>()
+            first.text.chars().take(120).collect::<String>()
         );
     }
     let (records, counts) = drive(&caller, &load, &m5).await;
