@@ -122,6 +122,9 @@ pub enum BarLayout {
     Grouped,
     /// One bar per category, the series stacked in order from zero (parts of a whole).
     Stacked,
+    /// Side by side on a log10 axis, for values that span orders of magnitude (a ptrace
+    /// system call costs hundreds of times a bare one); values <= 0 have no bar.
+    GroupedLog,
 }
 
 /// Bars: one group (or stack) per category, one bar (or segment) per series.
@@ -143,25 +146,45 @@ impl BarChart<'_> {
         }
         // Each bar as (series, category, bottom, top): stacked segments start where the
         // category's previous finite segment ended.
+        let log = self.layout == BarLayout::GroupedLog;
         let mut stack_tops = vec![0.0; self.categories.len()];
         let mut bars = Vec::new();
         for (index, (_, values)) in self.series.iter().enumerate() {
-            for (group, &value) in values.iter().enumerate().filter(|(_, v)| v.is_finite()) {
+            let shown = values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite() && (!log || **v > 0.0));
+            for (group, &value) in shown {
                 let bottom = match self.layout {
-                    BarLayout::Grouped => 0.0,
+                    BarLayout::Grouped | BarLayout::GroupedLog => 0.0,
                     BarLayout::Stacked => stack_tops.get(group).copied().unwrap_or(0.0),
                 };
                 if let Some(top) = stack_tops.get_mut(group) {
                     *top = bottom + value;
                 }
+                let value = if log { value.log10() } else { value };
                 bars.push((index, group, bottom, bottom + value));
             }
         }
-        // From zero, and below it when a value is negative (a decrease is a bar down).
-        let (y_low, y_high) = span(bars.iter().map(|bar| bar.3), true);
+        let (y_low, y_high) = if log {
+            // Whole decades; every bar rises from the lowest one.
+            let (low, high) = bars
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), b| {
+                    (l.min(b.3), h.max(b.3))
+                });
+            let low = low.floor().min(0.0);
+            for bar in &mut bars {
+                bar.2 = low;
+            }
+            (low, high.ceil().max(low + 1.0))
+        } else {
+            // From zero, and below it when a value is negative (a decrease is a bar down).
+            span(bars.iter().map(|bar| bar.3), true)
+        };
         let groups = self.categories.len().max(1);
         let per_group = match self.layout {
-            BarLayout::Grouped => self.series.len().max(1),
+            BarLayout::Grouped | BarLayout::GroupedLog => self.series.len().max(1),
             BarLayout::Stacked => 1,
         };
         let mut svg = String::new();
@@ -176,9 +199,20 @@ impl BarChart<'_> {
                 .build_cartesian_2d(0.0..groups as f64, y_low..y_high)
                 .map_err(plot_error)?;
             let categories = self.categories.clone();
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
+            let decades = |y: &f64| {
+                let value = 10f64.powf(*y);
+                if value >= 1.0 {
+                    format!("{value:.0}")
+                } else {
+                    format!("{value:.2}")
+                }
+            };
+            let mut mesh = chart.configure_mesh();
+            if log {
+                mesh.y_labels((y_high - y_low) as usize + 1)
+                    .y_label_formatter(&decades);
+            }
+            mesh.disable_x_mesh()
                 .x_labels(groups * 2 + 1)
                 .x_label_formatter(&|x| {
                     let index = (x - 0.5).round();
@@ -195,7 +229,7 @@ impl BarChart<'_> {
             for (index, (label, _)) in self.series.iter().enumerate() {
                 let color = Palette99::pick(index).to_rgba();
                 let slot = match self.layout {
-                    BarLayout::Grouped => index as f64,
+                    BarLayout::Grouped | BarLayout::GroupedLog => index as f64,
                     BarLayout::Stacked => 0.0,
                 };
                 let rectangles =

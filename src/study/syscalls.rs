@@ -399,10 +399,10 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
         };
         let chart = BarChart {
             title: "cost per system call",
-            y_label: "ns per call (median)",
+            y_label: "ns per call (median, log scale)",
             categories: categories.clone(),
             series: series(|c| c.ns_per_call.map(|i| i.estimate)),
-            layout: BarLayout::Grouped,
+            layout: BarLayout::GroupedLog,
         };
         embed(
             study.dir,
@@ -413,10 +413,10 @@ pub fn analyse(study: &Study, done: &[Done]) -> Result<Section> {
         )?;
         let chart = BarChart {
             title: "overhead ratio to bare",
-            y_label: "median / median of bare",
+            y_label: "median / median of bare (log scale)",
             categories,
             series: series(|c| c.ratio_to_bare),
-            layout: BarLayout::Grouped,
+            layout: BarLayout::GroupedLog,
         };
         embed(study.dir, "ratio", chart.svg()?, &mut text, &mut files)?;
     }
