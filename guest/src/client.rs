@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::load::{Arrival, LoadPattern};
 use crate::m5::M5;
 use crate::markers::Marker;
 use crate::records::{Invocation, Phase, Stamps};
@@ -74,20 +75,6 @@ impl Service {
             | Service::Recommendation => "10",
         }
     }
-}
-
-/// How requests are sent.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Pattern {
-    /// One request at a time.
-    Closed,
-    /// Open loop: requests start at `rps` per second, uniform or Poisson gaps, not waiting for
-    /// answers.
-    Rps { rps: f64, poisson: bool },
-    /// Rounds of `parallel` concurrent requests, `pause` between rounds.
-    Rounds { parallel: u64, pause: Duration },
-    /// `parallel` independent closed-loop streams.
-    Streams { parallel: u64 },
 }
 
 /// A function's answer: its text and, from a function that reports them (spin), when its
@@ -244,13 +231,10 @@ pub struct Load {
     pub warmup: u64,
     /// Invocations after the checkpoint and before the measured ones.
     pub warming: u64,
-    /// Closed pattern: the wait after each warming and measured invocation, outside the
-    /// measured region (a co-runner on the function's core runs then).
-    pub think: Duration,
     /// Held during each invocation (closed pattern).
     pub co_runner: Option<CoRunner>,
     pub invocations: u64,
-    pub pattern: Pattern,
+    pub pattern: LoadPattern,
     pub stats_ops: bool,
     /// Closed pattern: readhook.so's counter file, read before the first measured invocation
     /// and after each (outside the timed region).
@@ -344,8 +328,9 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> (Vec<Invocation>, V
     println!("{}", Marker::WarmupDone);
     m5.checkpoint(0, 0);
     let think = || async {
-        if !load.think.is_zero() {
-            tokio::time::sleep(load.think).await;
+        let think = load.pattern.think();
+        if !think.is_zero() {
+            tokio::time::sleep(think).await;
         }
     };
     for index in 0..load.warming {
@@ -357,7 +342,7 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> (Vec<Invocation>, V
     }
     let total = load.invocations;
     match &load.pattern {
-        Pattern::Closed => {
+        LoadPattern::Closed { .. } => {
             let mut last_count = load.read_counter.as_deref().map(read_count);
             for index in 0..total {
                 if let Some(co_runner) = &load.co_runner {
@@ -395,8 +380,8 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> (Vec<Invocation>, V
                 think().await;
             }
         }
-        Pattern::Rps { rps, poisson } => {
-            let mut gaps = Gaps::new(*rps, *poisson);
+        LoadPattern::Rps { rate, arrival } => {
+            let mut gaps = Gaps::new(*rate, *arrival == Arrival::Poisson);
             let mut next = Instant::now();
             let mut pending = Vec::new();
             for index in 0..total {
@@ -420,7 +405,7 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> (Vec<Invocation>, V
                 );
             }
         }
-        Pattern::Rounds { parallel, pause } => {
+        LoadPattern::Rounds { parallel, pause_ms } => {
             let mut index = 0;
             while index < total {
                 let batch: Vec<u64> = (index..total.min(index + parallel)).collect();
@@ -439,11 +424,11 @@ pub async fn drive(caller: &Caller, load: &Load, m5: &M5) -> (Vec<Invocation>, V
                 index += batch.len() as u64;
                 println!("{}", Marker::Invocation { done: index, total });
                 if index < total {
-                    tokio::time::sleep(*pause).await;
+                    tokio::time::sleep(Duration::from_millis(*pause_ms)).await;
                 }
             }
         }
-        Pattern::Streams { parallel } => {
+        LoadPattern::Streams { parallel } => {
             let streams: Vec<_> = (0..*parallel)
                 .map(|stream| {
                     let caller = caller.clone();

@@ -11,6 +11,7 @@
 pub mod client;
 #[cfg(feature = "client")]
 pub mod conformance;
+pub mod load;
 pub mod m5;
 pub mod markers;
 pub mod plan;

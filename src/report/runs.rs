@@ -68,10 +68,7 @@ impl RunRecord {
             invocations: spec.invocations,
             warmup: spec.warmup,
             warming: spec.gem5.as_ref().map(|gem5| gem5.warming),
-            pattern: match spec.think_us {
-                Some(think) => format!("{}, {think} µs think time", spec.load),
-                None => spec.load.to_string(),
-            },
+            pattern: spec.load.to_string(),
             co_runner: spec.co_runner.clone(),
             kernel_cmdline: record.artifacts.kernel_cmdline,
             timeline: record.provenance.gem5_timeline,

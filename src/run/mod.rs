@@ -180,39 +180,9 @@ pub enum CpuModel {
     O3,
 }
 
-/// Client load patterns (see guest/src/client).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Pattern {
-    /// N sequential invocations after W warm-up ones.
-    Closed,
-    /// Open loop at --rps requests per second.
-    Rps,
-    /// Rounds of --parallel concurrent requests with --pause between rounds.
-    Rounds,
-    /// --parallel independent closed-loop streams.
-    Streams,
-}
-
-impl Pattern {
-    pub fn name(self) -> &'static str {
-        match self {
-            Pattern::Closed => "closed",
-            Pattern::Rps => "rps",
-            Pattern::Rounds => "rounds",
-            Pattern::Streams => "streams",
-        }
-    }
-}
-
-/// Inter-arrival time distributions for the open-loop pattern.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Arrival {
-    Uniform,
-    Poisson,
-}
+/// Client load patterns and open-loop arrival processes: the guest's definitions, which the
+/// run spec (`LoadPattern`) and the client share.
+pub use simctl_guest::load::{Arrival, Pattern};
 
 pub fn run_cli(args: RunArgs) -> Result<()> {
     pipeline::run(&args).map(|_| ())

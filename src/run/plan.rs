@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use simctl_guest::plan::{DEFAULT_RESULTS_DIR, Plan, Step};
 
-use super::Arrival;
-use super::spec::{LoadPattern, RunSpec};
+use super::Pattern;
+use super::spec::RunSpec;
 use crate::container::{self, Isolation};
 use crate::workloads::Workload;
 
@@ -80,39 +80,14 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
             .as_ref()
             .map_or(0, |gem5| gem5.warming)
             .to_string(),
-        "--think-us".into(),
-        spec.think_us.unwrap_or(0).to_string(),
         "--invocations".into(),
         spec.invocations.to_string(),
         "--cpu".into(),
         CLIENT_CPU.to_string(),
         "--out".into(),
         DEFAULT_RESULTS_DIR.into(),
-        "--pattern".into(),
     ];
-    match &spec.load {
-        LoadPattern::Closed => client.push("closed".into()),
-        LoadPattern::Rps { rate, arrival } => client.extend([
-            "rps".into(),
-            "--rps".into(),
-            rate.to_string(),
-            "--arrival".into(),
-            match arrival {
-                Arrival::Uniform => "uniform".into(),
-                Arrival::Poisson => "poisson".into(),
-            },
-        ]),
-        LoadPattern::Rounds { parallel, pause_ms } => client.extend([
-            "rounds".into(),
-            "--parallel".into(),
-            parallel.to_string(),
-            "--pause-ms".into(),
-            pause_ms.to_string(),
-        ]),
-        LoadPattern::Streams { parallel } => {
-            client.extend(["streams".into(), "--parallel".into(), parallel.to_string()])
-        }
-    }
+    client.extend(spec.load.client_args());
     let client_step = |name: &str, argv: Vec<String>| Step {
         name: name.into(),
         argv,
@@ -138,7 +113,7 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
     // Where the client finds the hook's counter: the function's path, inside the container's
     // root file system when it runs in one.
     if let Some(counter) = spec.function_env.get(HOOK_COUNTER_VAR)
-        && spec.load == LoadPattern::Closed
+        && spec.load.kind() == Pattern::Closed
     {
         let guest_path = match spec.isolation {
             Isolation::Process => counter.clone(),

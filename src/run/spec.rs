@@ -42,40 +42,9 @@ pub const DEFAULT_CPU: CpuModel = CpuModel::Timing;
 /// to find the function's code and data in the caches and its branches in the predictors.
 pub const DEFAULT_WARMING: u64 = 5;
 
-/// How the client sends requests, with the parameters of that pattern only.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "pattern", rename_all = "lowercase")]
-pub enum LoadPattern {
-    /// One request at a time.
-    Closed,
-    /// Open loop at `rate` requests per second.
-    Rps { rate: f64, arrival: Arrival },
-    /// Rounds of `parallel` concurrent requests, `pause_ms` between rounds.
-    Rounds { parallel: u64, pause_ms: u64 },
-    /// `parallel` independent closed-loop streams.
-    Streams { parallel: u64 },
-}
-
-/// For people (reports, tables): `closed`, `rps 50/s poisson`, `rounds of 2, 100 ms apart`,
-/// `2 streams`.
-impl std::fmt::Display for LoadPattern {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LoadPattern::Closed => write!(f, "closed"),
-            LoadPattern::Rps { rate, arrival } => {
-                let arrival = match arrival {
-                    Arrival::Uniform => "uniform",
-                    Arrival::Poisson => "poisson",
-                };
-                write!(f, "rps {rate}/s {arrival}")
-            }
-            LoadPattern::Rounds { parallel, pause_ms } => {
-                write!(f, "rounds of {parallel}, {pause_ms} ms apart")
-            }
-            LoadPattern::Streams { parallel } => write!(f, "{parallel} streams"),
-        }
-    }
-}
+/// How the client sends requests: the guest's definition (simctl-client reads back what the
+/// plan writes from it).
+pub use simctl_guest::load::LoadPattern;
 
 /// The machine both platforms build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,9 +96,6 @@ pub struct RunSpec {
     /// A guest program run on core 1 instead of the function and its client (`--bench`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bench: Option<String>,
-    /// Closed pattern: the client's wait after each warming and measured invocation (`--think`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub think_us: Option<u64>,
     /// A guest program beside the function on its core (`--co-runner`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub co_runner: Option<String>,
@@ -491,7 +457,11 @@ pub fn load_pattern(args: &RunArgs) -> Result<LoadPattern> {
         Ok(parallel)
     };
     Ok(match args.pattern {
-        Pattern::Closed => LoadPattern::Closed,
+        Pattern::Closed => LoadPattern::Closed {
+            think_us: args.think.map_or(0, |think| {
+                std::time::Duration::from(think).as_micros() as u64
+            }),
+        },
         Pattern::Rps => {
             let Some(rate) = args.rps else {
                 bail!("--pattern rps needs --rps RATE (requests per second), e.g. --rps 50");
@@ -659,9 +629,6 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
             },
             replay: args.replay.clone(),
             bench: args.bench.clone(),
-            think_us: args
-                .think
-                .map(|think| std::time::Duration::from(think).as_micros() as u64),
             co_runner: args.co_runner.clone(),
             kernel_args: args.kernel_args.clone(),
             function_env: checked.function_env,
@@ -913,11 +880,10 @@ mod tests {
             invocations: 2,
             warmup: 1,
             request: "hello".into(),
-            load: LoadPattern::Closed,
+            load: LoadPattern::CLOSED,
             isolation: Isolation::Process,
             replay: None,
             bench: None,
-            think_us: None,
             co_runner: None,
             kernel_args: Vec::new(),
             function_env: BTreeMap::new(),

@@ -5,11 +5,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{ArgGroup, Parser, ValueEnum};
-use simctl_guest::client::{Caller, CoRunner, Load, Pattern, Service, connect, drive};
+use clap::{ArgGroup, Parser};
+use simctl_guest::client::{Caller, CoRunner, Load, Service, connect, drive};
 use simctl_guest::conformance;
+use simctl_guest::load::{Arrival, LoadPattern, Pattern};
 use simctl_guest::m5::{M5, Mode};
 use simctl_guest::records::{Phase, to_csv};
 
@@ -75,14 +75,14 @@ struct Args {
     #[arg(long)]
     cpu: Option<usize>,
     /// Load pattern.
-    #[arg(long, value_enum, default_value_t = PatternArg::Closed)]
-    pattern: PatternArg,
+    #[arg(long, value_enum, default_value_t = Pattern::Closed)]
+    pattern: Pattern,
     /// Requests per second (pattern rps).
     #[arg(long, default_value_t = 10.0)]
     rps: f64,
     /// Inter-arrival distribution (pattern rps).
-    #[arg(long, value_enum, default_value_t = ArrivalArg::Poisson)]
-    arrival: ArrivalArg,
+    #[arg(long, value_enum, default_value_t = Arrival::Poisson)]
+    arrival: Arrival,
     /// Concurrent requests per round or streams (patterns rounds, streams).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     parallel: u64,
@@ -106,35 +106,23 @@ struct Args {
     read_counter: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum PatternArg {
-    Closed,
-    Rps,
-    Rounds,
-    Streams,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ArrivalArg {
-    Uniform,
-    Poisson,
-}
-
 impl Args {
     /// The load; an unreadable co-runner pid file is an error (a co-runner left running during
     /// the invocations would land in their stats).
     fn load(&self) -> Result<Load, String> {
         let pattern = match self.pattern {
-            PatternArg::Closed => Pattern::Closed,
-            PatternArg::Rps => Pattern::Rps {
-                rps: self.rps,
-                poisson: matches!(self.arrival, ArrivalArg::Poisson),
+            Pattern::Closed => LoadPattern::Closed {
+                think_us: self.think_us,
             },
-            PatternArg::Rounds => Pattern::Rounds {
+            Pattern::Rps => LoadPattern::Rps {
+                rate: self.rps,
+                arrival: self.arrival,
+            },
+            Pattern::Rounds => LoadPattern::Rounds {
                 parallel: self.parallel,
-                pause: Duration::from_millis(self.pause_ms),
+                pause_ms: self.pause_ms,
             },
-            PatternArg::Streams => Pattern::Streams {
+            Pattern::Streams => LoadPattern::Streams {
                 parallel: self.parallel,
             },
         };
@@ -154,14 +142,13 @@ impl Args {
                 Some(pid)
             }
         };
-        if self.read_counter.is_some() && !matches!(pattern, Pattern::Closed) {
+        if self.read_counter.is_some() && pattern.kind() != Pattern::Closed {
             return Err("--read-counter needs --pattern closed (one invocation at a time)".into());
         }
         Ok(Load {
             read_counter: self.read_counter.clone(),
             warmup: self.warmup,
             warming: self.warming,
-            think: Duration::from_micros(self.think_us),
             co_runner,
             invocations: self.invocations,
             pattern,
@@ -365,5 +352,40 @@ async fn drive_load(args: &Args, service: Service) -> u8 {
         EXIT_OK
     } else {
         EXIT_FAILED
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the host's run plan writes from a load pattern (`LoadPattern::client_args`) is
+    /// what the client reads back: one definition on both sides.
+    #[test]
+    fn the_plan_s_load_options_read_back_as_the_same_pattern() {
+        for pattern in [
+            LoadPattern::CLOSED,
+            LoadPattern::Closed { think_us: 1000 },
+            LoadPattern::Rps {
+                rate: 2.5,
+                arrival: Arrival::Uniform,
+            },
+            LoadPattern::Rps {
+                rate: 50.0,
+                arrival: Arrival::Poisson,
+            },
+            LoadPattern::Rounds {
+                parallel: 4,
+                pause_ms: 50,
+            },
+            LoadPattern::Streams { parallel: 8 },
+        ] {
+            let argv = ["simctl-client", "--service", "aes"]
+                .into_iter()
+                .map(String::from)
+                .chain(pattern.client_args());
+            let args = Args::try_parse_from(argv).unwrap();
+            assert_eq!(args.load().unwrap().pattern, pattern);
+        }
     }
 }
