@@ -1191,7 +1191,7 @@ fn outcome(mut reader: DumpReader<impl std::io::BufRead>) -> Vec<String> {
 
 #[test]
 fn a_large_file_is_parsed_on_threads_with_the_sequential_result() {
-    // `open` parses a file of 16 MiB or more on threads, in units of 4 MiB (~15 dumps here).
+    // `open` parses a file of 8 MiB or more on threads, in units of 1 MiB (~4 dumps here).
     let fixture = std::fs::read(fixtures().join("v24-se-x86-o3-2dumps.txt")).unwrap();
     let mut text = fixture.repeat(40);
     let bad_line_at = fixture.len() * 35 + fixture.len() / 3;

@@ -20,11 +20,11 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::parse::{BEGIN, Dump, Failure, Lines, MAX_LINE_BYTES, NameFilter};
+use super::parse::{BEGIN, Dump, Failure, Lines, MAX_LINE_BYTES, NameFilter, Recycler};
 
 /// Bytes read without finding a Begin line to cut at, in units, before the sequential parser
 /// takes the rest.
-const MAX_PENDING_UNITS: usize = 4;
+const MAX_PENDING_UNITS: usize = 16;
 /// What a worker's dumps of one unit may take, in units, before the unit is parsed again on
 /// the calling thread one dump at a time (real dumps take about half their text).
 const RESULT_UNITS: usize = 16;
@@ -129,10 +129,10 @@ pub(super) struct Units {
     failure: Option<Failure>,
     /// An oversized unit, parsed on this thread one dump at a time.
     local: Option<Lines<Unit>>,
-    /// Lines, dumps and skipped lines of the units handed out.
-    lines: usize,
-    dumps: usize,
-    skipped: usize,
+    /// Lines, dumps and skipped lines of the units handed out (what the next is shifted by).
+    lines_before: usize,
+    dumps_before: usize,
+    skipped_before: usize,
     /// Skipped lines up to the last dump handed out.
     skipped_seen: usize,
 }
@@ -149,14 +149,16 @@ impl Units {
         let queue = Arc::new(Mutex::new(queue));
         let stop = Arc::new(AtomicBool::new(false));
         let budget = unit_bytes.saturating_mul(RESULT_UNITS);
+        let recycler = Arc::new(Recycler::default());
         let handles: Vec<JoinHandle<()>> = (0..workers)
             .filter_map(|number| {
                 let queue = Arc::clone(&queue);
                 let stop = Arc::clone(&stop);
                 let filter = filter.as_ref().map(NameFilter::fresh);
+                let recycler = Arc::clone(&recycler);
                 std::thread::Builder::new()
                     .name(format!("stats-parse-{number}"))
-                    .spawn(move || work(&queue, &stop, lenient, filter, budget))
+                    .spawn(move || work(&queue, &stop, lenient, filter, &recycler, budget))
                     .ok()
             })
             .collect();
@@ -180,9 +182,9 @@ impl Units {
             ready: VecDeque::new(),
             failure: None,
             local: None,
-            lines: 0,
-            dumps: 0,
-            skipped: 0,
+            lines_before: 0,
+            dumps_before: 0,
+            skipped_before: 0,
             skipped_seen: 0,
         })
     }
@@ -204,14 +206,14 @@ impl Units {
             if let Some(local) = self.local.as_mut() {
                 match local.read_dump() {
                     Ok(Some(mut dump)) => {
-                        dump.shift(self.lines, self.dumps);
-                        self.skipped_seen = self.skipped + local.skipped();
+                        dump.shift(self.lines_before, self.dumps_before);
+                        self.skipped_seen = self.skipped_before + local.skipped();
                         return Next::Dump(dump);
                     }
                     Ok(None) => {
-                        self.lines += local.lines();
-                        self.dumps += local.dumps();
-                        self.skipped += local.skipped();
+                        self.lines_before += local.lines();
+                        self.dumps_before += local.dumps();
+                        self.skipped_before += local.skipped();
                         if let Some(local) = self.local.take() {
                             let (unit, filter) = local.into_parts();
                             self.filter = filter;
@@ -219,12 +221,12 @@ impl Units {
                         }
                         continue;
                     }
-                    Err(failure) => return Next::Failed(failure.shift(self.lines)),
+                    Err(failure) => return Next::Failed(failure.shift(self.lines_before)),
                 }
             }
             self.dispatch(reader);
             let Some(reply) = self.in_flight.pop_front() else {
-                self.skipped_seen = self.skipped;
+                self.skipped_seen = self.skipped_before;
                 return match std::mem::replace(&mut self.input, Input::Ended) {
                     Input::Stopped(error) => {
                         let mut pending = std::mem::take(&mut self.pending);
@@ -232,9 +234,9 @@ impl Units {
                         Next::Sequential(Rest {
                             pending,
                             error,
-                            lines: self.lines,
-                            dumps: self.dumps,
-                            skipped: self.skipped,
+                            lines: self.lines_before,
+                            dumps: self.dumps_before,
+                            skipped: self.skipped_before,
                         })
                     }
                     Input::Open | Input::Ended => Next::End,
@@ -252,14 +254,15 @@ impl Units {
                     begun,
                     skipped,
                 } => {
-                    for (mut dump, skipped_before) in dumps {
-                        dump.shift(self.lines, self.dumps);
-                        self.ready.push_back((dump, self.skipped + skipped_before));
+                    for (mut dump, skipped_in_unit) in dumps {
+                        dump.shift(self.lines_before, self.dumps_before);
+                        self.ready
+                            .push_back((dump, self.skipped_before + skipped_in_unit));
                     }
-                    self.failure = failure.map(|failure| failure.shift(self.lines));
-                    self.lines += lines;
-                    self.dumps += begun;
-                    self.skipped += skipped;
+                    self.failure = failure.map(|failure| failure.shift(self.lines_before));
+                    self.lines_before += lines;
+                    self.dumps_before += begun;
+                    self.skipped_before += skipped;
                     self.spare.push(unit.buffer);
                 }
                 Outcome::Oversized => {
@@ -374,6 +377,7 @@ fn work(
     stop: &AtomicBool,
     lenient: bool,
     mut filter: Option<NameFilter>,
+    recycler: &Arc<Recycler>,
     budget: usize,
 ) {
     loop {
@@ -387,7 +391,7 @@ fn work(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let mut lines = Lines::new(unit, lenient, filter.take());
+        let mut lines = Lines::new(unit, lenient, filter.take()).recycling(recycler);
         let mut dumps = Vec::new();
         let mut held = 0;
         let mut failure = None;

@@ -16,7 +16,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{BufRead, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -106,7 +106,7 @@ enum Number {
 }
 
 #[derive(Debug, Clone)]
-struct Entry {
+pub(super) struct Entry {
     name: Range<u32>,
     /// Empty when the line has no unit (a unit is never empty).
     unit: Range<u32>,
@@ -131,19 +131,68 @@ pub struct Dump {
     arena: Vec<u8>,
     entries: Vec<Entry>,
     by_name: OnceLock<HashMap<Box<str>, u32>>,
+    /// Where the buffers go when the dump is dropped.
+    recycler: Option<Arc<Recycler>>,
+}
+
+/// Buffers of dropped dumps, for the next dumps to reuse. A parallel reader's dumps are made
+/// on worker threads and dropped on the caller's: the allocator gives their memory back to the
+/// system and the next dump faults it in again (40 times the page faults of one thread).
+#[derive(Debug, Default)]
+pub(super) struct Recycler(Mutex<Vec<(Vec<u8>, Vec<Entry>)>>);
+
+impl Recycler {
+    /// At most this many buffers of at most this size are kept.
+    const MAX_KEPT: usize = 16;
+    const MAX_BYTES: usize = 2 << 20;
+
+    fn take(&self) -> Option<(Vec<u8>, Vec<Entry>)> {
+        self.0.lock().ok()?.pop()
+    }
+
+    fn put(&self, mut arena: Vec<u8>, mut entries: Vec<Entry>) {
+        if arena.capacity() + entries.capacity() * ENTRY_BYTES > Self::MAX_BYTES {
+            return;
+        }
+        if let Ok(mut kept) = self.0.lock()
+            && kept.len() < Self::MAX_KEPT
+        {
+            arena.clear();
+            entries.clear();
+            kept.push((arena, entries));
+        }
+    }
+}
+
+impl Drop for Dump {
+    fn drop(&mut self) {
+        if let Some(recycler) = self.recycler.take() {
+            let arena = std::mem::take(&mut self.arena);
+            recycler.put(arena, std::mem::take(&mut self.entries));
+        }
+    }
 }
 
 impl Dump {
     /// `capacity` (arena bytes, entries) from the previous dump avoids regrowing every dump.
-    fn new(index: usize, line: usize, capacity: (usize, usize)) -> Dump {
+    fn new(
+        index: usize,
+        line: usize,
+        capacity: (usize, usize),
+        recycler: Option<&Arc<Recycler>>,
+    ) -> Dump {
+        let (mut arena, mut entries) = recycler.and_then(|r| r.take()).unwrap_or_default();
+        arena.reserve(capacity.0);
+        entries.reserve(capacity.1);
         Dump {
             index,
             complete: false,
             line,
             cut_line: None,
-            arena: Vec::with_capacity(capacity.0),
-            entries: Vec::with_capacity(capacity.1),
+            arena,
+            entries,
             by_name: OnceLock::new(),
+            recycler: recycler.cloned(),
         }
     }
 
@@ -622,6 +671,7 @@ struct LineParser {
     oneline: OnelineLayout,
     label: Vec<u8>,
     filter: Option<NameFilter>,
+    recycler: Option<Arc<Recycler>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -642,7 +692,13 @@ impl Malformed {
 impl LineParser {
     fn begin(&mut self) {
         self.finished = self.current.take();
-        self.current = Some(Dump::new(self.next_index, self.line, self.capacity));
+        let recycler = self.recycler.as_ref();
+        self.current = Some(Dump::new(
+            self.next_index,
+            self.line,
+            self.capacity,
+            recycler,
+        ));
         self.next_index += 1;
         // A dump's bucket labels come from its own layout lines, so that a dump reads the
         // same whatever was parsed before it (the parallel reader parses dumps apart).
@@ -874,6 +930,12 @@ impl<R: BufRead> Lines<R> {
                 ..LineParser::default()
             },
         }
+    }
+
+    /// Dumps take their buffers from `recycler` and give them back when dropped.
+    pub(super) fn recycling(mut self, recycler: &Arc<Recycler>) -> Self {
+        self.parser.recycler = Some(Arc::clone(recycler));
+        self
     }
 
     /// Lines read so far.
@@ -1166,14 +1228,18 @@ pub fn open(path: &Path) -> Result<DumpReader<std::io::BufReader<std::fs::File>>
     let reader = DumpReader::new(std::io::BufReader::with_capacity(1 << 20, file), path);
     // Threads pay off on files of several units; a pipe or a small file is parsed here.
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if cores > 1 && metadata.is_file() && metadata.len() >= 4 * UNIT_BYTES as u64 {
+    if cores > 1 && metadata.is_file() && metadata.len() >= PARALLEL_MIN_BYTES {
         return Ok(reader.parallel(cores.min(MAX_WORKERS), UNIT_BYTES));
     }
     Ok(reader)
 }
 
-/// What the parallel reader reads at a time and hands a worker (cut before a Begin line).
-const UNIT_BYTES: usize = 4 << 20;
+/// Files from this size on are parsed on threads (starting them takes some 100 µs).
+const PARALLEL_MIN_BYTES: u64 = 8 << 20;
+/// What the parallel reader reads at a time and hands a worker (cut before a Begin line):
+/// a few dumps, small enough to be still in cache when a worker parses it (4 MiB units took
+/// more time and twice the memory).
+const UNIT_BYTES: usize = 1 << 20;
 /// Workers beyond this add memory (units in flight) more than speed: the reading thread is
 /// the limit by then.
 const MAX_WORKERS: usize = 8;
