@@ -499,27 +499,30 @@ impl OnelineLayout {
 
 /// Which stats a reader keeps, by full name (`simctl stats --match`); the others are checked
 /// but not stored. The test (a regex) runs once per distinct name, not once per line: every
-/// name decided is remembered with an id. Consecutive dumps list mostly the same names in the
-/// same order (gem5 leaves out the zero ones, so a few come and go), so the parser first
-/// compares a line with the name that followed, in the previous dump, the last name found
-/// there: when it matches, the name needs neither a search for its end, nor checking, nor a
-/// table look-up.
+/// name decided is remembered with an id, and with the name that followed it last time.
+/// Dumps list mostly the same names in the same order (gem5 leaves out the zero ones, so a
+/// few come and go), so the parser first compares a line with the name that followed the
+/// previous line's name last time: when it matches, the name needs neither a search for its
+/// end, nor checking, nor a table look-up.
 pub struct NameFilter {
     /// Shared by the parallel reader's workers, each with its own cache.
     test: Arc<NameTest>,
-    /// Every name decided so far and whether it is kept; an id is a position here.
-    names: Vec<(Arc<[u8]>, bool)>,
+    /// Every name decided so far, whether it is kept, and the id of the name that followed it
+    /// last time (NONE: not known); an id is a position here.
+    names: Vec<Known>,
     ids: HashMap<Arc<[u8]>, u32, BuildHasherDefault<NameHasher>>,
     /// Bytes of the names in `names`.
     name_bytes: usize,
-    /// The previous dump's names in order, and the current dump's so far.
-    previous: Vec<u32>,
-    current: Vec<u32>,
-    /// Per id: (generation, 1 + its position in `previous`); older generations are stale.
-    position: Vec<(u32, u32)>,
-    generation: u32,
-    /// Where in `previous` the next name most likely is.
-    cursor: usize,
+    /// The first name of the last dump.
+    first: u32,
+    /// The name of the dump's last stat line (NONE at its start).
+    last: u32,
+}
+
+struct Known {
+    name: Arc<[u8]>,
+    keep: bool,
+    next: u32,
 }
 
 type NameTest = dyn Fn(&str) -> bool + Send + Sync;
@@ -528,8 +531,7 @@ impl NameFilter {
     /// Names remembered (a real file has some thousand distinct names), and their bytes.
     const MAX_NAMES: usize = 1 << 20;
     const MAX_NAME_BYTES: usize = 64 << 20;
-    /// Names listed per dump (a real dump has at most some ten thousand).
-    const MAX_LISTED: usize = 1 << 22;
+    const NONE: u32 = u32::MAX;
 
     /// `test` must give the same answer for the same name every time: the parallel reader
     /// asks it from several threads, each with its own cache.
@@ -548,37 +550,33 @@ impl NameFilter {
             names: Vec::new(),
             ids: HashMap::default(),
             name_bytes: 0,
-            previous: Vec::new(),
-            current: Vec::new(),
-            position: Vec::new(),
-            generation: 0,
-            cursor: 0,
+            first: Self::NONE,
+            last: Self::NONE,
         }
     }
 
     fn begin_dump(&mut self) {
-        if !self.current.is_empty() {
-            std::mem::swap(&mut self.previous, &mut self.current);
-            self.generation = self.generation.wrapping_add(1);
-            for (at, &id) in self.previous.iter().enumerate() {
-                self.position[id as usize] = (self.generation, at as u32 + 1);
-            }
+        self.last = Self::NONE;
+    }
+
+    /// The id of the name the next line most likely has.
+    fn expected_id(&self) -> u32 {
+        match self.names.get(self.last as usize) {
+            Some(known) => known.next,
+            None => self.first,
         }
-        self.current.clear();
-        self.cursor = 0;
     }
 
     /// The name the next line most likely has (a checked name).
     fn expected(&self) -> Option<&[u8]> {
-        let &id = self.previous.get(self.cursor)?;
-        Some(&self.names[id as usize].0)
+        let known = self.names.get(self.expected_id() as usize)?;
+        Some(&known.name)
     }
 
     /// Whether to keep the next stat, whose name is [`Self::expected`].
     fn keeps_expected(&mut self) -> bool {
-        let id = self.previous[self.cursor];
-        self.cursor += 1;
-        self.list(id)
+        self.last = self.expected_id();
+        self.names[self.last as usize].keep
     }
 
     /// Whether to keep the next stat of the dump (`name` is checked ASCII).
@@ -595,25 +593,21 @@ impl NameFilter {
                 let id = self.names.len() as u32;
                 let name: Arc<[u8]> = name.into();
                 self.name_bytes += name.len();
-                self.names.push((Arc::clone(&name), keep));
-                self.position.push((0, 0));
+                self.names.push(Known {
+                    name: Arc::clone(&name),
+                    keep,
+                    next: Self::NONE,
+                });
                 self.ids.insert(name, id);
                 id
             }
         };
-        // Back in step with the previous dump after names that came or went.
-        let (generation, after) = self.position[id as usize];
-        if generation == self.generation && after != 0 {
-            self.cursor = after as usize;
+        match self.names.get_mut(self.last as usize) {
+            Some(last) => last.next = id,
+            None => self.first = id,
         }
-        self.list(id)
-    }
-
-    fn list(&mut self, id: u32) -> bool {
-        if self.current.len() < Self::MAX_LISTED {
-            self.current.push(id);
-        }
-        self.names[id as usize].1
+        self.last = id;
+        self.names[id as usize].keep
     }
 }
 
