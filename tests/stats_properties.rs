@@ -126,6 +126,8 @@ proptest! {
     fn never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2048), capacity in 1usize..64) {
         let whole = read(&bytes, bytes.len().max(1));
         prop_assert_eq!(digest(&whole), digest(&read(&bytes, capacity)));
+        let threads = DumpReader::new(&bytes[..], "p").parallel(2, capacity);
+        prop_assert_eq!(read_all(DumpReader::new(&bytes[..], "p"), false, false), read_all(threads, false, false));
     }
 
     #[test]
