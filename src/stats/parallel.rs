@@ -9,9 +9,10 @@
 //! answers, and a dump's size limit counts its content, not capacity left by earlier dumps.
 //!
 //! Memory stays bounded: at most two units per worker are in flight; when no Begin line comes
-//! within MAX_PENDING_UNITS units' worth of bytes (a dump of tens of MB, or not a stats file),
-//! the rest of the input goes to the sequential parser; a unit whose dumps take more than
-//! RESULT_UNITS times its size is parsed again on the calling thread, one dump at a time.
+//! within MAX_PENDING_UNITS units' worth of bytes (16 MiB: a dump larger than real ones, or not
+//! a stats file), the rest of the input goes to the sequential parser; a unit whose dumps take
+//! more than RESULT_UNITS times its size is parsed again on the calling thread, one dump at a
+//! time.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
