@@ -1129,7 +1129,7 @@ impl<R: BufRead> DumpReader<R> {
     /// time and cut before a Begin line into units of whole dumps, which the workers parse
     /// apart and this thread hands out in file order. The dumps, values and errors are the
     /// same as without threads. [`open`] asks for this on large files; tests ask for it with
-    /// tiny units to cut everywhere.
+    /// tiny units to cut everywhere. Asked for after dumps were read, it changes nothing.
     pub fn parallel(mut self, workers: usize, unit_bytes: usize) -> Self {
         self.threads = Threads::Planned {
             workers: workers.max(1),
@@ -1147,10 +1147,13 @@ impl<R: BufRead> DumpReader<R> {
     }
 
     fn read_dump(&mut self) -> Result<Option<Dump>, Failure> {
+        // Threads start at the beginning of the input only (their line counts start there).
         if let Threads::Planned {
             workers,
             unit_bytes,
         } = self.threads
+            && self.lines.parser.line == 0
+            && self.lines.carry.is_empty()
         {
             let parser = &self.lines.parser;
             let filter = parser.filter.as_ref().map(NameFilter::fresh);
