@@ -1168,3 +1168,70 @@ fn a_name_filter_keeps_exactly_the_stats_it_accepts() {
         assert!(got.iter().any(|s| s.contains("system.h::2-3")), "{got:?}");
     }
 }
+
+/// Every result of a reader, the lines skipped after each, as comparable text.
+fn outcome(mut reader: DumpReader<impl std::io::BufRead>) -> Vec<String> {
+    let mut seen = Vec::new();
+    while let Some(result) = reader.next() {
+        seen.push(match result {
+            Ok(dump) => format!(
+                "{} line {} {} {:?} {:?} skipped {}",
+                dump.index,
+                dump.line,
+                dump.complete,
+                dump.cut_line,
+                dump.stats().map(|s| format!("{s:?}")).collect::<Vec<_>>(),
+                reader.skipped()
+            ),
+            Err(err) => format!("{err:#}"),
+        });
+    }
+    seen
+}
+
+#[test]
+fn a_large_file_is_parsed_on_threads_with_the_sequential_result() {
+    // `open` parses a file of 8 MiB or more on threads, in units of 1 MiB (~4 dumps here).
+    let fixture = std::fs::read(fixtures().join("v24-se-x86-o3-2dumps.txt")).unwrap();
+    let mut text = fixture.repeat(40);
+    let bad_line_at = fixture.len() * 35 + fixture.len() / 3;
+    let bad_line_at = bad_line_at
+        + text[bad_line_at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap()
+        + 1;
+    text.splice(
+        bad_line_at..bad_line_at,
+        b"not a stat line\n".iter().copied(),
+    );
+    let line = text[..bad_line_at].iter().filter(|&&b| b == b'\n').count() + 1;
+    let temp = tempfile::tempdir().unwrap();
+    let path = temp.path().join("stats.txt");
+    std::fs::write(&path, &text).unwrap();
+    let sequential = || {
+        let file = std::fs::File::open(&path).unwrap();
+        DumpReader::new(std::io::BufReader::new(file), &path)
+    };
+    let open = || simctl::stats::parse::open(&path).unwrap();
+
+    let strict = outcome(open());
+    assert_eq!(strict.len(), 71, "70 dumps, then the error");
+    let error = strict.last().unwrap();
+    assert!(
+        error.contains(&format!(
+            "stats.txt:{line}: malformed stat line 'not a stat line'"
+        )),
+        "{error}"
+    );
+    assert_eq!(strict, outcome(sequential()));
+    let lenient = outcome(open().lenient(true));
+    assert_eq!(lenient.len(), 80);
+    assert!(lenient.last().unwrap().ends_with("skipped 1"));
+    assert_eq!(lenient, outcome(sequential().lenient(true)));
+    let ipc = |name: &str| name.ends_with(".ipc");
+    assert_eq!(
+        outcome(open().lenient(true).filter(NameFilter::new(ipc))),
+        outcome(sequential().lenient(true).filter(NameFilter::new(ipc)))
+    );
+}

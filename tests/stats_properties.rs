@@ -1,12 +1,13 @@
 //! Properties of the stats parser, checked on generated input in every test run (the cargo-fuzz
 //! targets in fuzz/ check the same for hours): it never panics, integers come back exact,
-//! floats round-trip, the read buffer size changes nothing, and a file cut anywhere never
-//! reports a number the whole file does not have, with the cut dump flagged incomplete.
+//! floats round-trip, the read buffer size changes nothing, a file cut anywhere never
+//! reports a number the whole file does not have, with the cut dump flagged incomplete, and
+//! parsing on threads gives exactly the sequential result.
 
-use std::io::BufReader;
+use std::io::{BufRead, BufReader, Cursor};
 
 use proptest::prelude::*;
-use simctl::stats::{Dump, DumpReader, Value};
+use simctl::stats::{Dump, DumpReader, NameFilter, Value};
 
 const BEGIN: &str = "---------- Begin Simulation Statistics ----------\n";
 const END: &str = "---------- End Simulation Statistics   ----------\n";
@@ -23,8 +24,9 @@ fn digest(results: &[Result<Dump, String>]) -> Vec<String> {
         .iter()
         .map(|result| match result {
             Ok(dump) => format!(
-                "{} {} {:?} {:?}",
+                "{} line {} {} {:?} {:?}",
                 dump.index,
+                dump.line,
                 dump.complete,
                 dump.cut_line,
                 dump.stats().map(|s| format!("{s:?}")).collect::<Vec<_>>()
@@ -32,6 +34,54 @@ fn digest(results: &[Result<Dump, String>]) -> Vec<String> {
             Err(err) => err.clone(),
         })
         .collect()
+}
+
+fn odd_length(name: &str) -> bool {
+    name.len() % 2 == 1
+}
+
+/// Everything a configured reader returns, with the skipped count after each result.
+fn read_all(reader: DumpReader<impl BufRead>, lenient: bool, filtered: bool) -> Vec<String> {
+    let mut reader = reader.lenient(lenient);
+    if filtered {
+        reader = reader.filter(NameFilter::new(odd_length));
+    }
+    let mut seen = Vec::new();
+    while let Some(result) = reader.next() {
+        let result = result.map_err(|err| format!("{err:#}"));
+        let digest = digest(std::slice::from_ref(&result)).concat();
+        seen.push(format!("{digest} skipped {}", reader.skipped()));
+    }
+    seen.push(format!("end skipped {}", reader.skipped()));
+    seen
+}
+
+/// A messier stats file than [`stats_file`]: junk and blank lines, indented Begin lines,
+/// dumps without an End line, oneline histograms with and without their layout lines.
+fn messy_stats_file() -> impl Strategy<Value = String> {
+    let line = prop_oneof![
+        8 => ("[a-z]{1,3}(::[a-z0-9]{1,2})?", 0u32..1000).prop_map(|(name, value)| format!("{name:<12} {value:>6} # d (Count)\n")),
+        1 => Just("h::bucket_size 2\nh::max_bucket 3\n".to_string()),
+        1 => Just("h |  5 50% 50% |  5 50% 100% # h (Count)\n".to_string()),
+        // Many buckets: the dump takes many times its text (a parallel unit parsed again).
+        1 => (1usize..200).prop_map(|buckets| format!("h |{}0\n", "0|".repeat(buckets))),
+        1 => Just("   \n".to_string()),
+        1 => Just("?? junk\n".to_string()),
+    ];
+    let dump = (
+        prop::collection::vec(line, 0..10),
+        prop_oneof![Just(""), Just("  ")],
+        any::<bool>(),
+    )
+        .prop_map(|(lines, indent, ended)| {
+            let end = if ended { END } else { "" };
+            format!("{indent}{BEGIN}{}{end}", lines.concat())
+        });
+    (
+        prop::collection::vec(dump, 0..6),
+        prop_oneof![Just(""), Just("x 1\n")],
+    )
+        .prop_map(|(dumps, before)| format!("{before}{}", dumps.concat()))
 }
 
 fn one_value(text: &str) -> Option<String> {
@@ -76,6 +126,8 @@ proptest! {
     fn never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2048), capacity in 1usize..64) {
         let whole = read(&bytes, bytes.len().max(1));
         prop_assert_eq!(digest(&whole), digest(&read(&bytes, capacity)));
+        let threads = DumpReader::new(&bytes[..], "p").parallel(2, capacity);
+        prop_assert_eq!(read_all(DumpReader::new(&bytes[..], "p"), false, false), read_all(threads, false, false));
     }
 
     #[test]
@@ -87,6 +139,29 @@ proptest! {
         }
         let whole = read(&bytes, bytes.len());
         prop_assert_eq!(digest(&whole), digest(&read(&bytes, 7)));
+    }
+
+    #[test]
+    fn threads_give_the_sequential_result(
+        text in prop_oneof![stats_file(), messy_stats_file()],
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        cut in any::<prop::sample::Index>(),
+        workers in 1usize..4,
+        unit_bytes in 1usize..400,
+        lenient in any::<bool>(),
+        filtered in any::<bool>(),
+    ) {
+        let mut bytes = text.into_bytes();
+        for (at, byte) in edits {
+            if !bytes.is_empty() {
+                let at = at.index(bytes.len());
+                bytes[at] = byte;
+            }
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        let sequential = read_all(DumpReader::new(&bytes[..], "p"), lenient, filtered);
+        let threads = DumpReader::new(Cursor::new(&bytes[..]), "p").parallel(workers, unit_bytes);
+        prop_assert_eq!(sequential, read_all(threads, lenient, filtered));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The stats parser on arbitrary bytes. Properties: it never panics; memory stays bounded
 //! (libFuzzer's -rss_limit_mb); the dumps, values and errors are the same whatever the read
-//! buffer size (lines split across reads); a name filter keeps exactly the stats it accepts.
+//! buffer size (lines split across reads) and on threads (units cut before Begin lines); a
+//! name filter keeps exactly the stats it accepts.
 #![no_main]
 
 use std::io::BufReader;
@@ -51,6 +52,11 @@ fuzz_target!(|data: &[u8]| {
         .lenient(lenient)
         .collect();
     assert_eq!(digest(&whole, |_| true), digest(&split, |_| true));
+    let threads: Vec<_> = DumpReader::new(text, "fuzz")
+        .lenient(lenient)
+        .parallel(2, capacity)
+        .collect();
+    assert_eq!(digest(&whole, |_| true), digest(&threads, |_| true));
     let filtered: Vec<_> = DumpReader::new(BufReader::with_capacity(capacity, text), "fuzz")
         .lenient(lenient)
         .filter(NameFilter::new(odd_length))

@@ -9,6 +9,7 @@
 //! gem5 leaves zero/nan stats out of a dump: a name missing from a dump is *absent*, never 0.
 
 pub mod cli;
+mod parallel;
 pub mod parse;
 
 pub use parse::{Dump, DumpReader, NameFilter, Stat, Value, read_dumps};

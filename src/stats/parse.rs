@@ -13,14 +13,16 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-const BEGIN: &[u8] = b"---------- Begin Simulation Statistics ----------";
+use super::parallel::{Next, Units};
+
+pub(super) const BEGIN: &[u8] = b"---------- Begin Simulation Statistics ----------";
 const END_PREFIX: &[u8] = b"---------- End Simulation Statistics";
 /// Unit names gem5 prints (`src/base/stats/units.hh`); rates print as `(A/B)`. A match, so
 /// that the compiler compares by length first.
@@ -104,7 +106,7 @@ enum Number {
 }
 
 #[derive(Debug, Clone)]
-struct Entry {
+pub(super) struct Entry {
     name: Range<u32>,
     /// Empty when the line has no unit (a unit is never empty).
     unit: Range<u32>,
@@ -129,19 +131,68 @@ pub struct Dump {
     arena: Vec<u8>,
     entries: Vec<Entry>,
     by_name: OnceLock<HashMap<Box<str>, u32>>,
+    /// Where the buffers go when the dump is dropped.
+    recycler: Option<Arc<Recycler>>,
+}
+
+/// Buffers of dropped dumps, for the next dumps to reuse. A parallel reader's dumps are made
+/// on worker threads and dropped on the caller's: the allocator gives their memory back to the
+/// system and the next dump faults it in again (40 times the page faults of one thread).
+#[derive(Debug, Default)]
+pub(super) struct Recycler(Mutex<Vec<(Vec<u8>, Vec<Entry>)>>);
+
+impl Recycler {
+    /// At most this many buffers of at most this size are kept.
+    const MAX_KEPT: usize = 16;
+    const MAX_BYTES: usize = 2 << 20;
+
+    fn take(&self) -> Option<(Vec<u8>, Vec<Entry>)> {
+        self.0.lock().ok()?.pop()
+    }
+
+    fn put(&self, mut arena: Vec<u8>, mut entries: Vec<Entry>) {
+        if arena.capacity() + entries.capacity() * ENTRY_BYTES > Self::MAX_BYTES {
+            return;
+        }
+        if let Ok(mut kept) = self.0.lock()
+            && kept.len() < Self::MAX_KEPT
+        {
+            arena.clear();
+            entries.clear();
+            kept.push((arena, entries));
+        }
+    }
+}
+
+impl Drop for Dump {
+    fn drop(&mut self) {
+        if let Some(recycler) = self.recycler.take() {
+            let arena = std::mem::take(&mut self.arena);
+            recycler.put(arena, std::mem::take(&mut self.entries));
+        }
+    }
 }
 
 impl Dump {
     /// `capacity` (arena bytes, entries) from the previous dump avoids regrowing every dump.
-    fn new(index: usize, line: usize, capacity: (usize, usize)) -> Dump {
+    fn new(
+        index: usize,
+        line: usize,
+        capacity: (usize, usize),
+        recycler: Option<&Arc<Recycler>>,
+    ) -> Dump {
+        let (mut arena, mut entries) = recycler.and_then(|r| r.take()).unwrap_or_default();
+        arena.reserve(capacity.0);
+        entries.reserve(capacity.1);
         Dump {
             index,
             complete: false,
             line,
             cut_line: None,
-            arena: Vec::with_capacity(capacity.0),
-            entries: Vec::with_capacity(capacity.1),
+            arena,
+            entries,
             by_name: OnceLock::new(),
+            recycler: recycler.cloned(),
         }
     }
 
@@ -223,14 +274,12 @@ impl Dump {
             0
         };
         let bytes = name.len() + unit.map_or(0, <[u8]>::len) + text_len;
-        if self.arena.len() + bytes > self.arena.capacity()
-            || self.entries.len() == self.entries.capacity()
-        {
-            // Growing doubles a buffer: what is held now may be allocated once more.
-            let held = self.arena.capacity() + bytes + self.entries.capacity() * ENTRY_BYTES;
-            if held.saturating_mul(2) > MAX_DUMP_BYTES {
-                return Err(Malformed::DumpTooLarge);
-            }
+        // Growing doubles a buffer: what the dump holds may be allocated once more. Counted
+        // from the content, not the capacity (which a previous dump's size presets), so that
+        // where a dump is too large does not depend on the dumps parsed before it.
+        let held = self.arena.len() + bytes + (self.entries.len() + 1) * ENTRY_BYTES;
+        if held.saturating_mul(2) > MAX_DUMP_BYTES {
+            return Err(Malformed::DumpTooLarge);
         }
         let name = self.append(name);
         let unit = unit.map_or(0..0, |unit| self.append(unit));
@@ -245,6 +294,18 @@ impl Dump {
         };
         self.entries.push(Entry { name, unit, value });
         Ok(())
+    }
+
+    /// Bytes allocated for this dump (its lookup index aside).
+    pub(super) fn memory(&self) -> usize {
+        self.arena.capacity() + self.entries.capacity() * ENTRY_BYTES
+    }
+
+    /// Moves the dump by `lines` lines and `dumps` dumps: a parallel unit counts from its start.
+    pub(super) fn shift(&mut self, lines: usize, dumps: usize) {
+        self.index += dumps;
+        self.line += lines;
+        self.cut_line = self.cut_line.map(|line| line + lines);
     }
 
     /// Appends ASCII text (checked by the caller) to the arena.
@@ -437,109 +498,116 @@ impl OnelineLayout {
 }
 
 /// Which stats a reader keeps, by full name (`simctl stats --match`); the others are checked
-/// but not stored. The test (a regex) runs once per distinct name, not once per line: a name is
-/// first looked for in the previous dump's list just after the last one found (consecutive
-/// dumps list mostly the same names in the same order; gem5 leaves out the zero ones, so a few
-/// come and go), then in a table of every name decided so far.
+/// but not stored. The test (a regex) runs once per distinct name, not once per line: every
+/// name decided is remembered with an id, and with the name that followed it last time.
+/// Dumps list mostly the same names in the same order (gem5 leaves out the zero ones, so a
+/// few come and go), so the parser first compares a line with the name that followed the
+/// previous line's name last time: when it matches, the name needs neither a search for its
+/// end, nor checking, nor a table look-up.
 pub struct NameFilter {
-    test: Box<dyn FnMut(&str) -> bool>,
-    previous: NameList,
-    current: NameList,
-    /// Where in `previous` the next name most likely is.
-    cursor: usize,
-    /// Whether the last name was found in `previous` (else the wide look-ahead is not retried).
-    aligned: bool,
-    decided: HashMap<Box<[u8]>, bool, BuildHasherDefault<NameHasher>>,
+    /// Shared by the parallel reader's workers, each with its own cache.
+    test: Arc<NameTest>,
+    /// Every name decided so far, whether it is kept, and the id of the name that followed it
+    /// last time (NONE: not known); an id is a position here.
+    names: Vec<Known>,
+    ids: HashMap<Arc<[u8]>, u32, BuildHasherDefault<NameHasher>>,
+    /// Bytes of the names in `names`.
+    name_bytes: usize,
+    /// The first name of the last dump.
+    first: u32,
+    /// The name of the dump's last stat line (NONE at its start).
+    last: u32,
 }
 
-/// Names back to back, each with where it is and whether it was kept.
-#[derive(Debug, Default)]
-struct NameList {
-    text: Vec<u8>,
-    /// (start, length, kept)
-    names: Vec<(u32, u32, bool)>,
+struct Known {
+    name: Arc<[u8]>,
+    keep: bool,
+    next: u32,
 }
 
-impl NameList {
-    /// Remembered names stop here (a real dump has well under a MiB of names).
-    const MAX_TEXT: usize = 64 << 20;
-
-    /// The first of `range` holding `name` (lengths are compared first: most differ).
-    fn find(&self, name: &[u8], range: Range<usize>) -> Option<usize> {
-        let range = range.start.min(self.names.len())..range.end.min(self.names.len());
-        let length = name.len() as u32;
-        self.names[range.clone()]
-            .iter()
-            .position(|&(start, len, _)| {
-                len == length && self.text.get(start as usize..(start + len) as usize) == Some(name)
-            })
-            .map(|at| range.start + at)
-    }
-
-    fn push(&mut self, name: &[u8], keep: bool) {
-        if self.text.len() + name.len() <= Self::MAX_TEXT {
-            let start = self.text.len() as u32;
-            self.text.extend_from_slice(name);
-            self.names.push((start, name.len() as u32, keep));
-        }
-    }
-}
+type NameTest = dyn Fn(&str) -> bool + Send + Sync;
 
 impl NameFilter {
-    /// How far ahead of the cursor a name is looked for on every line, and once after the
-    /// names stopped matching (gem5 leaves out runs of zero stats, sometimes long ones).
-    const WINDOW: usize = 16;
-    const RESYNC: usize = 1024;
-    /// Names remembered in `decided` (a real file has some thousand distinct names).
-    const MAX_DECIDED: usize = 1 << 20;
+    /// Names remembered (a real file has some thousand distinct names), and their bytes.
+    const MAX_NAMES: usize = 1 << 20;
+    const MAX_NAME_BYTES: usize = 64 << 20;
+    const NONE: u32 = u32::MAX;
 
-    pub fn new(test: impl FnMut(&str) -> bool + 'static) -> NameFilter {
+    /// `test` must give the same answer for the same name every time: the parallel reader
+    /// asks it from several threads, each with its own cache.
+    pub fn new(test: impl Fn(&str) -> bool + Send + Sync + 'static) -> NameFilter {
+        NameFilter::shared(Arc::new(test))
+    }
+
+    /// The same test with an empty cache (for another thread).
+    pub(super) fn fresh(&self) -> NameFilter {
+        NameFilter::shared(Arc::clone(&self.test))
+    }
+
+    fn shared(test: Arc<NameTest>) -> NameFilter {
         NameFilter {
-            test: Box::new(test),
-            previous: NameList::default(),
-            current: NameList::default(),
-            cursor: 0,
-            aligned: false,
-            decided: HashMap::default(),
+            test,
+            names: Vec::new(),
+            ids: HashMap::default(),
+            name_bytes: 0,
+            first: Self::NONE,
+            last: Self::NONE,
         }
     }
 
     fn begin_dump(&mut self) {
-        if !self.current.names.is_empty() {
-            std::mem::swap(&mut self.previous, &mut self.current);
+        self.last = Self::NONE;
+    }
+
+    /// The id of the name the next line most likely has.
+    fn expected_id(&self) -> u32 {
+        match self.names.get(self.last as usize) {
+            Some(known) => known.next,
+            None => self.first,
         }
-        self.current.text.clear();
-        self.current.names.clear();
-        self.cursor = 0;
-        self.aligned = true;
+    }
+
+    /// The name the next line most likely has (a checked name).
+    fn expected(&self) -> Option<&[u8]> {
+        let known = self.names.get(self.expected_id() as usize)?;
+        Some(&known.name)
+    }
+
+    /// Whether to keep the next stat, whose name is [`Self::expected`].
+    fn keeps_expected(&mut self) -> bool {
+        self.last = self.expected_id();
+        self.names[self.last as usize].keep
     }
 
     /// Whether to keep the next stat of the dump (`name` is checked ASCII).
     fn keeps(&mut self, name: &[u8]) -> bool {
-        let cursor = self.cursor;
-        let mut found = self.previous.find(name, cursor..cursor + Self::WINDOW);
-        if found.is_none() && self.aligned {
-            found = self.previous.find(name, cursor..cursor + Self::RESYNC);
-        }
-        self.aligned = found.is_some();
-        let keep = match found {
-            Some(at) => {
-                self.cursor = at + 1;
-                self.previous.names[at].2
-            }
-            None => match self.decided.get(name) {
-                Some(&keep) => keep,
-                None => {
-                    let keep = (self.test)(std::str::from_utf8(name).unwrap_or_default());
-                    if self.decided.len() < Self::MAX_DECIDED {
-                        self.decided.insert(name.into(), keep);
-                    }
-                    keep
+        let id = match self.ids.get(name) {
+            Some(&id) => id,
+            None => {
+                let keep = (self.test)(std::str::from_utf8(name).unwrap_or_default());
+                if self.names.len() >= Self::MAX_NAMES
+                    || self.name_bytes + name.len() > Self::MAX_NAME_BYTES
+                {
+                    return keep;
                 }
-            },
+                let id = self.names.len() as u32;
+                let name: Arc<[u8]> = name.into();
+                self.name_bytes += name.len();
+                self.names.push(Known {
+                    name: Arc::clone(&name),
+                    keep,
+                    next: Self::NONE,
+                });
+                self.ids.insert(name, id);
+                id
+            }
         };
-        self.current.push(name, keep);
-        keep
+        match self.names.get_mut(self.last as usize) {
+            Some(last) => last.next = id,
+            None => self.first = id,
+        }
+        self.last = id;
+        self.names[id as usize].keep
     }
 }
 
@@ -550,11 +618,15 @@ struct NameHasher(u64);
 
 impl Hasher for NameHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.add(u64::from_le_bytes(word.try_into().unwrap_or_default()));
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
             let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            word[..tail.len()].copy_from_slice(tail);
+            self.add(u64::from_le_bytes(word));
         }
     }
 
@@ -563,10 +635,16 @@ impl Hasher for NameHasher {
     }
 }
 
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
 impl std::fmt::Debug for NameFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NameFilter")
-            .field("remembered", &self.previous.names.len())
+            .field("remembered", &self.names.len())
             .finish()
     }
 }
@@ -579,15 +657,19 @@ struct LineParser {
     lenient: bool,
     skipped: usize,
     current: Option<Dump>,
+    /// The dump the last line finished, for the reader to take (a Dump is too large to
+    /// return from every line).
+    finished: Option<Dump>,
     /// Sizes of the last complete dump (arena bytes, entries).
     capacity: (usize, usize),
     oneline: OnelineLayout,
     label: Vec<u8>,
     filter: Option<NameFilter>,
+    recycler: Option<Arc<Recycler>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Malformed {
+pub(super) enum Malformed {
     OutsideDump,
     StatLine,
     LineTooLong,
@@ -602,29 +684,38 @@ impl Malformed {
 }
 
 impl LineParser {
-    fn begin(&mut self) -> Option<Dump> {
-        let finished = self.current.take();
-        self.current = Some(Dump::new(self.next_index, self.line, self.capacity));
+    fn begin(&mut self) {
+        self.finished = self.current.take();
+        let recycler = self.recycler.as_ref();
+        self.current = Some(Dump::new(
+            self.next_index,
+            self.line,
+            self.capacity,
+            recycler,
+        ));
         self.next_index += 1;
+        // A dump's bucket labels come from its own layout lines, so that a dump reads the
+        // same whatever was parsed before it (the parallel reader parses dumps apart).
+        self.oneline = OnelineLayout::default();
         if let Some(filter) = self.filter.as_mut() {
             filter.begin_dump();
         }
-        finished
     }
 
-    /// Takes one line (without its newline); returns a dump when this line finished one.
-    fn take_line(&mut self, raw: &[u8]) -> Result<Option<Dump>, Malformed> {
+    /// Takes one line (without its newline); a dump it finishes goes to `finished`.
+    fn take_line(&mut self, raw: &[u8]) -> Result<(), Malformed> {
         self.line += 1;
         if raw.len() > MAX_LINE_BYTES {
             return Err(Malformed::LineTooLong);
         }
         let line = raw.trim_ascii();
         let Some(&first) = line.first() else {
-            return Ok(None);
+            return Ok(());
         };
         if first == b'-' {
             if line == BEGIN {
-                return Ok(self.begin());
+                self.begin();
+                return Ok(());
             }
             if line.starts_with(END_PREFIX) {
                 let Some(mut dump) = self.current.take() else {
@@ -632,18 +723,33 @@ impl LineParser {
                 };
                 dump.complete = true;
                 self.capacity = (dump.arena.len(), dump.entries.len());
-                return Ok(Some(dump));
+                self.finished = Some(dump);
+                return Ok(());
             }
         }
         let Some(dump) = self.current.as_mut() else {
             return Err(Malformed::OutsideDump);
         };
-        // The line is trimmed, so a blank inside it ends the name and is followed by more.
-        let name_end = memchr::memchr2(b' ', b'\t', line).ok_or(Malformed::StatLine)?;
+        // A line most often has the name the filter expects: a checked name, so when the line
+        // has it followed by a blank, that is where the name ends.
+        let expected = (self.filter.as_ref())
+            .and_then(NameFilter::expected)
+            .filter(|name| {
+                line.starts_with(name) && matches!(line.get(name.len()), Some(b' ' | b'\t'))
+            })
+            .map(<[u8]>::len);
+        let name_end = match expected {
+            Some(len) => len,
+            None => {
+                // The line is trimmed, so a blank inside it ends the name and is followed by more.
+                let end = memchr::memchr2(b' ', b'\t', line).ok_or(Malformed::StatLine)?;
+                if !is_name(&line[..end]) {
+                    return Err(Malformed::StatLine);
+                }
+                end
+            }
+        };
         let name = &line[..name_end];
-        if !is_name(name) {
-            return Err(Malformed::StatLine);
-        }
         let rest = skip_blanks(&line[name_end..]);
         if rest.first() == Some(&b'|') {
             return Self::oneline(
@@ -653,8 +759,7 @@ impl LineParser {
                 &mut self.filter,
                 name,
                 rest,
-            )
-            .map(|()| None);
+            );
         }
         let value_end = rest
             .iter()
@@ -671,13 +776,17 @@ impl LineParser {
             };
             self.oneline.note(name, value);
         }
-        if let Some(filter) = self.filter.as_mut()
-            && !filter.keeps(name)
-        {
-            return Ok(None);
+        if let Some(filter) = self.filter.as_mut() {
+            let keep = match expected {
+                Some(_) => filter.keeps_expected(),
+                None => filter.keeps(name),
+            };
+            if !keep {
+                return Ok(());
+            }
         }
         dump.push(name, number, token, trailing_unit(rest))?;
-        Ok(None)
+        Ok(())
     }
 
     /// `name | v pdf cdf | v pdf cdf ... [# desc] [(Unit)]`: one stat per bucket.
@@ -712,7 +821,7 @@ impl LineParser {
     /// Takes the file's last line when it has no newline: gem5 ends every line, so a dump's
     /// line without one is where the file was cut (`numInsts 1000` of `numInsts 1000000`)
     /// and is left out; an End line is whole without its newline.
-    fn take_unterminated(&mut self, raw: &[u8]) -> Result<Option<Dump>, Malformed> {
+    fn take_unterminated(&mut self, raw: &[u8]) -> Result<(), Malformed> {
         let line = raw.trim_ascii();
         if line.is_empty() || line.starts_with(END_PREFIX) {
             return self.take_line(raw);
@@ -730,53 +839,49 @@ impl LineParser {
             }
             None => return Err(Malformed::OutsideDump),
         }
-        Ok(None)
+        Ok(())
     }
 }
 
-/// Reads dumps one at a time from a stats file.
-pub struct DumpReader<R> {
-    reader: R,
-    source: PathBuf,
-    /// A line split across two reads of the buffer.
-    carry: Vec<u8>,
-    parser: LineParser,
-    done: bool,
+/// Why parsing stopped. The line counts from the start of what the parser was given: a
+/// parallel unit counts from its own start until it is shifted into place.
+pub(super) enum Failure {
+    Read(std::io::Error),
+    Malformed {
+        kind: Malformed,
+        line: usize,
+        /// The start of the line, as shown in the error.
+        shown: String,
+    },
 }
 
-impl<R: BufRead> DumpReader<R> {
-    /// `source` names the input in errors.
-    pub fn new(reader: R, source: impl Into<PathBuf>) -> DumpReader<R> {
-        DumpReader {
-            reader,
-            source: source.into(),
-            carry: Vec::new(),
-            parser: LineParser::default(),
-            done: false,
+impl Failure {
+    fn malformed(kind: Malformed, line: usize, text: &[u8]) -> Failure {
+        let text = text.trim_ascii();
+        let shown = String::from_utf8_lossy(&text[..text.len().min(80)]).into_owned();
+        Failure::Malformed { kind, line, shown }
+    }
+
+    pub(super) fn shift(self, lines: usize) -> Failure {
+        match self {
+            Failure::Malformed { kind, line, shown } => Failure::Malformed {
+                kind,
+                line: line + lines,
+                shown,
+            },
+            read => read,
         }
     }
 
-    /// Skip malformed lines (and count them) instead of failing.
-    pub fn lenient(mut self, lenient: bool) -> Self {
-        self.parser.lenient = lenient;
-        self
-    }
-
-    /// Keep only the stats this filter keeps (every line is still checked).
-    pub fn filter(mut self, filter: NameFilter) -> Self {
-        self.parser.filter = Some(filter);
-        self
-    }
-
-    /// Malformed lines skipped so far (lenient mode).
-    pub fn skipped(&self) -> usize {
-        self.parser.skipped
-    }
-
-    fn error(kind: Malformed, source: &Path, line_number: usize, line: &[u8]) -> anyhow::Error {
-        let line = line.trim_ascii();
-        let shown = String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned();
-        let at = format!("{}:{line_number}", source.display());
+    fn into_error(self, source: &Path) -> anyhow::Error {
+        let (kind, line, shown) = match self {
+            Failure::Read(err) => {
+                return anyhow::Error::new(err)
+                    .context(format!("cannot read {}", source.display()));
+            }
+            Failure::Malformed { kind, line, shown } => (kind, line, shown),
+        };
+        let at = format!("{}:{line}", source.display());
         match kind {
             Malformed::OutsideDump => anyhow!(
                 "{at}: expected '---------- Begin Simulation Statistics ----------', found '{shown}'; \
@@ -798,82 +903,281 @@ impl<R: BufRead> DumpReader<R> {
             ),
         }
     }
+}
 
-    fn take(
-        parser: &mut LineParser,
-        source: &Path,
-        line: &[u8],
-        terminated: bool,
-    ) -> Result<Option<Dump>> {
+/// The sequential parser: lines straight from a buffered reader's buffer, into dumps.
+pub(super) struct Lines<R> {
+    pub(super) reader: R,
+    /// A line split across two reads of the buffer.
+    carry: Vec<u8>,
+    parser: LineParser,
+}
+
+impl<R: BufRead> Lines<R> {
+    pub(super) fn new(reader: R, lenient: bool, filter: Option<NameFilter>) -> Lines<R> {
+        Lines {
+            reader,
+            carry: Vec::new(),
+            parser: LineParser {
+                lenient,
+                filter,
+                ..LineParser::default()
+            },
+        }
+    }
+
+    /// Dumps take their buffers from `recycler` and give them back when dropped.
+    pub(super) fn recycling(mut self, recycler: &Arc<Recycler>) -> Self {
+        self.parser.recycler = Some(Arc::clone(recycler));
+        self
+    }
+
+    /// Lines read so far.
+    pub(super) fn lines(&self) -> usize {
+        self.parser.line
+    }
+
+    /// Dumps begun so far.
+    pub(super) fn dumps(&self) -> usize {
+        self.parser.next_index
+    }
+
+    /// Malformed lines skipped so far (lenient mode).
+    pub(super) fn skipped(&self) -> usize {
+        self.parser.skipped
+    }
+
+    pub(super) fn into_parts(self) -> (R, Option<NameFilter>) {
+        (self.reader, self.parser.filter)
+    }
+
+    fn take(parser: &mut LineParser, line: &[u8], terminated: bool) -> Result<(), Failure> {
         let result = if terminated {
             parser.take_line(line)
         } else {
             parser.take_unterminated(line)
         };
         match result {
-            Ok(dump) => Ok(dump),
+            Ok(()) => Ok(()),
             Err(kind) if parser.lenient && kind.skippable() => {
                 parser.skipped += 1;
-                Ok(None)
+                Ok(())
             }
-            Err(kind) => Err(Self::error(kind, source, parser.line, line)),
+            Err(kind) => Err(Failure::malformed(kind, parser.line, line)),
         }
     }
 
-    fn read_dump(&mut self) -> Result<Option<Dump>> {
-        let DumpReader {
+    /// The next dump; None at the end of the input.
+    pub(super) fn read_dump(&mut self) -> Result<Option<Dump>, Failure> {
+        let Lines {
             reader,
-            source,
             carry,
             parser,
-            ..
         } = self;
         loop {
-            let buffer = reader
-                .fill_buf()
-                .with_context(|| format!("cannot read {}", source.display()))?;
+            let buffer = reader.fill_buf().map_err(Failure::Read)?;
             if buffer.is_empty() {
                 if !carry.is_empty() {
-                    let finished = Self::take(parser, source, carry, false);
+                    let result = Self::take(parser, carry, false);
                     carry.clear();
-                    if let Some(dump) = finished? {
+                    result?;
+                    if let Some(dump) = parser.finished.take() {
                         return Ok(Some(dump));
                     }
                 }
                 return Ok(parser.current.take());
             }
             let mut start = 0;
-            let mut finished = None;
             for newline in memchr::memchr_iter(b'\n', buffer) {
                 let result = if carry.is_empty() {
-                    Self::take(parser, source, &buffer[start..newline], true)
+                    Self::take(parser, &buffer[start..newline], true)
                 } else {
                     if carry.len() + newline - start > MAX_LINE_BYTES {
                         let error = Malformed::LineTooLong;
-                        return Err(Self::error(error, source, parser.line + 1, carry));
+                        return Err(Failure::malformed(error, parser.line + 1, carry));
                     }
                     carry.extend_from_slice(&buffer[start..newline]);
-                    let result = Self::take(parser, source, carry, true);
+                    let result = Self::take(parser, carry, true);
                     carry.clear();
                     result
                 };
                 start = newline + 1;
-                if let Some(dump) = result? {
-                    finished = Some(dump);
+                result?;
+                if parser.finished.is_some() {
                     break;
                 }
             }
-            if finished.is_none() {
+            if parser.finished.is_none() {
                 if carry.len() + buffer.len() - start > MAX_LINE_BYTES {
                     let error = Malformed::LineTooLong;
-                    return Err(Self::error(error, source, parser.line + 1, carry));
+                    return Err(Failure::malformed(error, parser.line + 1, carry));
                 }
                 carry.extend_from_slice(&buffer[start..]);
                 start = buffer.len();
             }
             reader.consume(start);
-            if finished.is_some() {
-                return Ok(finished);
+            if let Some(dump) = parser.finished.take() {
+                return Ok(Some(dump));
+            }
+        }
+    }
+}
+
+/// A reader with bytes to give before it, and perhaps an error after them: how the parallel
+/// reader hands the rest of the input back to the sequential one.
+struct Prefixed<R> {
+    prefix: Vec<u8>,
+    at: usize,
+    error: Option<std::io::Error>,
+    inner: R,
+}
+
+impl<R: Read> Read for Prefixed<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.at < self.prefix.len() {
+            let count = out.len().min(self.prefix.len() - self.at);
+            out[..count].copy_from_slice(&self.prefix[self.at..self.at + count]);
+            self.consume_prefix(count);
+            return Ok(count);
+        }
+        match self.error.take() {
+            Some(err) => Err(err),
+            None => self.inner.read(out),
+        }
+    }
+}
+
+impl<R> Prefixed<R> {
+    fn consume_prefix(&mut self, count: usize) {
+        self.at += count;
+        if self.at == self.prefix.len() {
+            self.prefix = Vec::new();
+            self.at = 0;
+        }
+    }
+}
+
+impl<R: BufRead> BufRead for Prefixed<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.at < self.prefix.len() {
+            return Ok(&self.prefix[self.at..]);
+        }
+        match self.error.take() {
+            Some(err) => Err(err),
+            None => self.inner.fill_buf(),
+        }
+    }
+
+    fn consume(&mut self, count: usize) {
+        if self.at < self.prefix.len() {
+            self.consume_prefix(count);
+        } else {
+            self.inner.consume(count);
+        }
+    }
+}
+
+/// Whether the reader parses on threads.
+enum Threads {
+    Off,
+    /// Asked for; the threads start with the first dump read (lenient and filter are set).
+    Planned {
+        workers: usize,
+        unit_bytes: usize,
+    },
+    Running(Box<Units>),
+}
+
+/// Reads dumps one at a time from a stats file.
+pub struct DumpReader<R> {
+    source: PathBuf,
+    lines: Lines<Prefixed<R>>,
+    threads: Threads,
+    done: bool,
+}
+
+impl<R: BufRead> DumpReader<R> {
+    /// `source` names the input in errors.
+    pub fn new(reader: R, source: impl Into<PathBuf>) -> DumpReader<R> {
+        let reader = Prefixed {
+            prefix: Vec::new(),
+            at: 0,
+            error: None,
+            inner: reader,
+        };
+        DumpReader {
+            source: source.into(),
+            lines: Lines::new(reader, false, None),
+            threads: Threads::Off,
+            done: false,
+        }
+    }
+
+    /// Skip malformed lines (and count them) instead of failing.
+    pub fn lenient(mut self, lenient: bool) -> Self {
+        self.lines.parser.lenient = lenient;
+        self
+    }
+
+    /// Keep only the stats this filter keeps (every line is still checked).
+    pub fn filter(mut self, filter: NameFilter) -> Self {
+        self.lines.parser.filter = Some(filter);
+        self
+    }
+
+    /// Parse on `workers` threads while this one reads: the input is read `unit_bytes` at a
+    /// time and cut before a Begin line into units of whole dumps, which the workers parse
+    /// apart and this thread hands out in file order. The dumps, values and errors are the
+    /// same as without threads. [`open`] asks for this on large files; tests ask for it with
+    /// tiny units to cut everywhere. Asked for after dumps were read, it changes nothing.
+    pub fn parallel(mut self, workers: usize, unit_bytes: usize) -> Self {
+        self.threads = Threads::Planned {
+            workers: workers.max(1),
+            unit_bytes: unit_bytes.max(1),
+        };
+        self
+    }
+
+    /// Malformed lines skipped so far (lenient mode).
+    pub fn skipped(&self) -> usize {
+        match &self.threads {
+            Threads::Running(units) => units.skipped(),
+            _ => self.lines.skipped(),
+        }
+    }
+
+    fn read_dump(&mut self) -> Result<Option<Dump>, Failure> {
+        // Threads start at the beginning of the input only (their line counts start there).
+        if let Threads::Planned {
+            workers,
+            unit_bytes,
+        } = self.threads
+            && self.lines.parser.line == 0
+            && self.lines.carry.is_empty()
+        {
+            let parser = &self.lines.parser;
+            let filter = parser.filter.as_ref().map(NameFilter::fresh);
+            self.threads = Units::start(workers, unit_bytes, parser.lenient, filter)
+                .map_or(Threads::Off, |units| Threads::Running(Box::new(units)));
+        }
+        let Threads::Running(units) = &mut self.threads else {
+            return self.lines.read_dump();
+        };
+        match units.next(&mut self.lines.reader) {
+            Next::Dump(dump) => Ok(Some(dump)),
+            Next::Failed(failure) => Err(failure),
+            Next::End => Ok(None),
+            Next::Sequential(rest) => {
+                let reader = &mut self.lines.reader;
+                reader.prefix = rest.pending;
+                reader.at = 0;
+                reader.error = rest.error;
+                let parser = &mut self.lines.parser;
+                parser.line = rest.lines;
+                parser.next_index = rest.dumps;
+                parser.skipped = rest.skipped;
+                self.threads = Threads::Off;
+                self.lines.read_dump()
             }
         }
     }
@@ -892,9 +1196,9 @@ impl<R: BufRead> Iterator for DumpReader<R> {
                 self.done = true;
                 None
             }
-            Err(err) => {
+            Err(failure) => {
                 self.done = true;
-                Some(Err(err))
+                Some(Err(failure.into_error(&self.source)))
             }
         }
     }
@@ -918,11 +1222,24 @@ pub fn open(path: &Path) -> Result<DumpReader<std::io::BufReader<std::fs::File>>
             path.display()
         );
     }
-    Ok(DumpReader::new(
-        std::io::BufReader::with_capacity(1 << 20, file),
-        path,
-    ))
+    let reader = DumpReader::new(std::io::BufReader::with_capacity(1 << 20, file), path);
+    // Threads pay off on files of several units; a pipe or a small file is parsed here.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores > 1 && metadata.is_file() && metadata.len() >= PARALLEL_MIN_BYTES {
+        return Ok(reader.parallel(cores.min(MAX_WORKERS), UNIT_BYTES));
+    }
+    Ok(reader)
 }
+
+/// Files from this size on are parsed on threads (starting them takes some 100 µs).
+const PARALLEL_MIN_BYTES: u64 = 8 << 20;
+/// What the parallel reader reads at a time and hands a worker (cut before a Begin line):
+/// a few dumps, small enough to be still in cache when a worker parses it (4 MiB units took
+/// more time and twice the memory).
+const UNIT_BYTES: usize = 1 << 20;
+/// Workers beyond this add memory (units in flight) more than speed: the reading thread is
+/// the limit by then.
+const MAX_WORKERS: usize = 8;
 
 /// The error for a stats file with no dump at all: a report of it would be empty, not zero.
 pub fn no_dump_error(path: &Path) -> anyhow::Error {
