@@ -84,6 +84,10 @@ pub struct RunArgs {
     /// starts helpers beside it (recommendationservice).
     #[arg(long, value_enum)]
     pub isolation: Option<crate::container::Isolation>,
+    /// The function container's seccomp filter: Docker's default profile, as Docker (and
+    /// vSwarm-u) runs every container, or none [default: docker-default; container only].
+    #[arg(long, value_enum)]
+    pub seccomp: Option<crate::container::seccomp::Seccomp>,
     /// Limit for each phase (boot+warm-up, measure) of the run, e.g. 30m.
     #[arg(long)]
     pub timeout: Option<humantime::Duration>,

@@ -9,6 +9,7 @@ use simctl_guest::plan::{DEFAULT_RESULTS_DIR, Plan, Step};
 
 use super::Arrival;
 use super::spec::{LoadPattern, RunSpec};
+use crate::container::seccomp::Seccomp;
 use crate::container::{self, Isolation};
 use crate::workloads::Workload;
 
@@ -119,7 +120,8 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
             FUNCTION_CPU,
         )),
         Isolation::Container => {
-            let parts = container::plan_parts(workload, port, FUNCTION_CPU);
+            let seccomp = spec.seccomp.unwrap_or(Seccomp::DockerDefault);
+            let parts = container::plan_parts(workload, port, FUNCTION_CPU, seccomp);
             files.extend(parts.files);
             steps.push(client_step("container-network", parts.setup_argv));
             // runc itself stays on the client core; the container's cgroup pins the function.

@@ -21,6 +21,7 @@ use super::system::{ByteSize, QEMU_KEYS, SystemSpec, parse_overrides};
 use super::{Arrival, CpuModel, Pattern, RunArgs};
 use crate::cache::CacheKey;
 use crate::container::Isolation;
+use crate::container::seccomp::Seccomp;
 use crate::project::Project;
 use crate::workloads::Workload;
 
@@ -119,6 +120,9 @@ pub struct RunSpec {
     pub load: LoadPattern,
     /// How the function runs in the guest (OCI container or bare process).
     pub isolation: Isolation,
+    /// The container's seccomp filter (container isolation only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<Seccomp>,
     /// Conformance pairs replayed in the guest before the load (their text is in the plan, so
     /// in the run key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -584,6 +588,7 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
     let qemu_spec = (platform == PlatformKind::Qemu).then(|| QemuSpec {
         accel: Accel::from_probe(kvm),
     });
+    let isolation = crate::container::choose(args.isolation, &workload)?;
     Ok(Resolved {
         spec: RunSpec {
             workload: workload.name().to_string(),
@@ -592,7 +597,8 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
             warmup: args.warmup,
             request,
             load: checked.load,
-            isolation: crate::container::choose(args.isolation, &workload)?,
+            isolation,
+            seccomp: seccomp_of(isolation, args.seccomp)?,
             replay: args.replay.clone(),
             bench: args.bench.clone(),
             think_us: args
@@ -608,6 +614,19 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
         system_file: checked.system_file,
         gem5: checked.gem5,
     })
+}
+
+/// The container's filter: the one asked for, else Docker's default; none for a process.
+fn seccomp_of(isolation: Isolation, requested: Option<Seccomp>) -> Result<Option<Seccomp>> {
+    match (isolation, requested) {
+        (Isolation::Container, requested) => Ok(Some(requested.unwrap_or(Seccomp::DockerDefault))),
+        (Isolation::Process, None) => Ok(None),
+        (Isolation::Process, Some(seccomp)) => anyhow::bail!(
+            "--seccomp {}: the seccomp filter is the function container's and the function runs \
+             as a process; hint: drop --seccomp, or use --isolation container",
+            seccomp.name()
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -703,6 +722,40 @@ mod tests {
     }
 
     #[test]
+    fn a_container_runs_under_dockers_seccomp_profile_unless_asked_and_a_process_under_none() {
+        use Seccomp::{DockerDefault, Unconfined};
+        assert_eq!(
+            seccomp_of(Isolation::Container, None).unwrap(),
+            Some(DockerDefault)
+        );
+        assert_eq!(
+            seccomp_of(Isolation::Container, Some(Unconfined)).unwrap(),
+            Some(Unconfined)
+        );
+        assert_eq!(seccomp_of(Isolation::Process, None).unwrap(), None);
+        let err = seccomp_of(Isolation::Process, Some(DockerDefault))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hint: drop --seccomp"), "{err}");
+        // The filter is part of the run key.
+        let container = RunSpec {
+            isolation: Isolation::Container,
+            seccomp: Some(DockerDefault),
+            ..spec()
+        };
+        let unconfined = RunSpec {
+            seccomp: Some(Unconfined),
+            ..container.clone()
+        };
+        let text = toml::to_string(&container).unwrap();
+        assert!(text.contains("seccomp = \"docker-default\""), "{text}");
+        assert_ne!(
+            RunRecord::key(&container, &artifacts()).hex(),
+            RunRecord::key(&unconfined, &artifacts()).hex()
+        );
+    }
+
+    #[test]
     fn options_of_another_platform_and_broken_cpu_models_are_refused() {
         let err = error("--workload w --cpu minor", None);
         assert!(
@@ -765,6 +818,7 @@ mod tests {
             request: "hello".into(),
             load: LoadPattern::Closed,
             isolation: Isolation::Process,
+            seccomp: None,
             replay: None,
             bench: None,
             think_us: None,
