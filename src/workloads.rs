@@ -164,6 +164,9 @@ impl Workload {
             .text("name", self.name())
             .tree("source", &self.dir)?
             .tree("proto", &project.workloads_dir().join("proto"))?;
+        if self.manifest.language == Language::Python {
+            key = key.tree("python-lib", &python_lib(project))?;
+        }
         for helper in self.helpers(project)? {
             key = key.key(helper.name(), &helper.key(project)?);
         }
@@ -306,7 +309,14 @@ fn build_python(
             "cannot generate the Python gRPC code; hint: apt-get install python3-grpc-tools",
         )?;
     copy_sources(&workload.dir, install, &[])?;
+    copy_sources(&python_lib(project), install, &[])?;
     install_wheels(project, workload, install, &log)
+}
+
+/// Python modules every Python function finds beside its server, as vSwarm's functions find
+/// its `utils/tracing/python/tracing.py`.
+fn python_lib(project: &Project) -> PathBuf {
+    project.workloads_dir().join("python-lib")
 }
 
 /// Downloads the workload's pinned wheels into the cache (only wheels, no dependency
