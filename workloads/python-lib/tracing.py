@@ -10,9 +10,9 @@ Zipkin JSON exporter and the gRPC instrumentation as vSwarm's does.
 
 OpenTelemetry 1.3.0 finds its runtime context and default tracer provider through
 pkg_resources entry points, and pkg_resources loads an entry point only when the distribution's
-requirements are installed: Deprecated and wrapt (Debian packages in the image), besides the
-wheels in site-packages/ (found through PYTHONPATH). Without them every Span failed with
-"Failed to load context: contextvars_context".
+requirements are installed: Deprecated and wrapt, wheels in site-packages/ (found through
+PYTHONPATH) like OpenTelemetry and setuptools (pkg_resources). Without them every Span failed
+with "Failed to load context: contextvars_context".
 """
 
 import contextlib
