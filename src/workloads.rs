@@ -145,8 +145,13 @@ impl Workload {
 
     /// The server's argument vector inside the guest, listening on `host`.
     pub fn server_argv(&self, host: &str) -> Vec<String> {
+        self.server_argv_on(host, self.manifest.port)
+    }
+
+    /// The server's argument vector inside the guest, listening on `host`:`port`.
+    pub fn server_argv_on(&self, host: &str, port: u16) -> Vec<String> {
         let dir = self.guest_dir();
-        let port = self.manifest.port.to_string();
+        let port = port.to_string();
         self.manifest
             .server
             .iter()

@@ -100,18 +100,41 @@ fn replay_and_record_errors_are_clear() {
     assert!(stderr.contains("cannot connect to 127.0.0.1:"), "{stderr}");
 }
 
-/// Every function answers vSwarm's pairs byte for byte inside the guest too, as it is measured
-/// there: in its runc container under Docker's seccomp profile on core 1 (recommendationservice,
-/// which starts its product-catalogue helper beside it, as a process), reached through the
-/// published port. One QEMU run per function, each with its own image (the images share the
-/// kernel and the Debian root file system), one measured invocation after the replay.
+/// Every function answers vSwarm's pairs byte for byte inside the guest too: one image with
+/// every function and one QEMU boot (`simctl run --conformance DIR`), each function started as
+/// a process on its own port and replayed, then aes-go measured as usual in its container.
 #[test]
-#[ignore = "e2e: builds every workload and an image each, and boots QEMU once per function (minutes); scripts/test runs it when SIMCTL_TEST_E2E=1"]
+#[ignore = "e2e: builds every workload and an image with all of them and boots QEMU (minutes); scripts/test runs it when SIMCTL_TEST_E2E=1"]
 fn every_function_replies_identically_inside_the_guest_on_qemu() {
     let temp = tempfile::tempdir().unwrap();
+    let run_dir = temp.path().join("run");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance");
     let files = conformance_files();
     assert!(files.len() >= 15, "{files:?}");
-    let mut failures = Vec::new();
+    let started = std::time::Instant::now();
+    let output = common::simctl(
+        &["run", "--workload", "aes-go", "--platform", "qemu"],
+        &[
+            Path::new("--invocations"),
+            Path::new("1"),
+            Path::new("--warmup"),
+            Path::new("0"),
+            Path::new("--conformance"),
+            &dir,
+            Path::new("--out"),
+            &run_dir,
+        ],
+    );
+    eprintln!(
+        "every function replayed in one guest run in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let console = std::fs::read_to_string(run_dir.join("console.log")).unwrap_or_default();
+    assert!(
+        output.status.success(),
+        "{}\n{console}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     for file in files {
         let name = file.file_stem().unwrap().to_string_lossy().into_owned();
         let pairs = std::fs::read_to_string(&file)
@@ -119,35 +142,9 @@ fn every_function_replies_identically_inside_the_guest_on_qemu() {
             .lines()
             .filter(|line| line.starts_with('{'))
             .count();
-        let run_dir = temp.path().join(&name);
-        let started = std::time::Instant::now();
-        let output = common::simctl(
-            &["run", "--workload", &name, "--platform", "qemu"],
-            &[
-                Path::new("--invocations"),
-                Path::new("1"),
-                Path::new("--warmup"),
-                Path::new("0"),
-                Path::new("--replay"),
-                &file,
-                Path::new("--out"),
-                &run_dir,
-            ],
-        );
-        eprintln!(
-            "{name}: guest replay run took {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
-        let console = std::fs::read_to_string(run_dir.join("console.log")).unwrap_or_default();
         let expected = format!(
-            "replayed {pairs} pairs from /tmp/simctl-conformance.jsonl: {pairs} identical, 0 different"
+            "replayed {pairs} pairs from /tmp/simctl-conformance/{name}.jsonl: {pairs} identical, 0 different"
         );
-        if !output.status.success() || !console.contains(&expected) {
-            failures.push(format!(
-                "{name}: expected '{expected}'\n{}\n{console}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
+        assert!(console.contains(&expected), "{expected}:\n{console}");
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

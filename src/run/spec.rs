@@ -127,6 +127,10 @@ pub struct RunSpec {
     /// in the run key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<PathBuf>,
+    /// Pairs files of functions replayed in the same boot before the run (`--conformance`;
+    /// their text is in the plan, so in the run key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conformance: Option<PathBuf>,
     /// A guest program run on core 1 instead of the function and its client (`--bench`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bench: Option<String>,
@@ -496,6 +500,8 @@ pub fn choose_platform(
 pub struct Resolved {
     pub spec: RunSpec,
     pub workload: Workload,
+    /// The functions `--conformance` replays, with their pairs.
+    pub conformance: Vec<super::conformance::Replayed>,
     pub platform_why: String,
     pub system_file: PathBuf,
     pub gem5: Option<PathBuf>,
@@ -589,6 +595,10 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
         accel: Accel::from_probe(kvm),
     });
     let isolation = crate::container::choose(args.isolation, &workload)?;
+    let conformance = match &args.conformance {
+        Some(dir) => super::conformance::load(project, dir)?,
+        None => Vec::new(),
+    };
     Ok(Resolved {
         spec: RunSpec {
             workload: workload.name().to_string(),
@@ -600,6 +610,7 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
             isolation,
             seccomp: seccomp_of(isolation, args.seccomp)?,
             replay: args.replay.clone(),
+            conformance: args.conformance.clone(),
             bench: args.bench.clone(),
             think_us: args
                 .think
@@ -610,6 +621,7 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
             qemu: qemu_spec,
         },
         workload,
+        conformance,
         platform_why: checked.platform_why,
         system_file: checked.system_file,
         gem5: checked.gem5,
@@ -820,6 +832,7 @@ mod tests {
             isolation: Isolation::Process,
             seccomp: None,
             replay: None,
+            conformance: None,
             bench: None,
             think_us: None,
             co_runner: None,
