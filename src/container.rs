@@ -9,7 +9,8 @@
 //! - Runtime: Debian's `runc` (Docker's own runtime) runs the bundle in the foreground, in new
 //!   pid, ipc, uts and mount namespaces and the network namespace below, in the cgroup v2
 //!   `/simctl/function` whose cpuset is core 1 (`docker update --cpuset-cpus 1`), with Docker's
-//!   default capabilities. runc itself runs on the client core (core 0): like Docker, only the
+//!   default capabilities and its default seccomp profile ([`seccomp`]; `--seccomp unconfined`
+//!   leaves it out). runc itself runs on the client core (core 0): like Docker, only the
 //!   container's cgroup is pinned, so the function's core runs nothing but the function. Not
 //!   crun: crun 1.8 reads /proc/self/uid_map and /proc/self/setgroups, which exist only with
 //!   CONFIG_USER_NS, a namespace the lean kernel leaves out. runc needs the kernel to filter
@@ -21,8 +22,9 @@
 //! - Proof: once the port answers, a check step reads the function's pid (runc `--pid-file`)
 //!   and prints what the guest kernel says about it (`SIMCTL-AFFINITY pid=.. name=aes-go cpus=1
 //!   isolation=container exe=.. nspid=N,1 cgroup=/simctl/function own-pid-ns=yes
-//!   own-net-ns=yes`); the run fails unless it is on core 1 only, in its own pid and network
-//!   namespaces and the container's cgroup.
+//!   own-net-ns=yes seccomp=2 seccomp-filters=1`); the run fails unless it is on core 1 only,
+//!   in its own pid and network namespaces and the container's cgroup, under the filter asked
+//!   for.
 //!
 //! The run plan carries the bundle's config.json, the network setup and the check
 //! ([`plan_parts`]).
@@ -30,6 +32,8 @@
 //! Status: proven on QEMU (TCG) with aes-go, aes-python and aes-nodejs (vSwarm's reply bytes
 //! through the published port, `tests/e2e_container.rs`) and the other functions without
 //! helpers; not yet run under gem5. Workloads with helpers run as processes ([`choose`]).
+
+pub mod seccomp;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +43,7 @@ use serde_json::json;
 
 use crate::image::Overlay;
 use crate::workloads::Workload;
+use seccomp::Seccomp;
 
 /// Where container bundles live in the guest.
 pub const BUNDLE_ROOT: &str = "/var/lib/simctl/containers";
@@ -127,15 +132,16 @@ pub struct PlanParts {
 }
 
 /// The plan pieces for running `workload` in a container on `cpu`, published on `port`, with
-/// `env` added to the function's environment.
+/// `env` added to the function's environment, under the `seccomp` filter.
 pub fn plan_parts(
     workload: &Workload,
     port: u16,
     cpu: usize,
     env: &BTreeMap<String, String>,
+    seccomp: Seccomp,
 ) -> PlanParts {
-    let config = oci_config(&workload.server_argv("0.0.0.0"), cpu, env);
-    container_parts(workload, port, cpu, config, CheckPid::PidFile)
+    let config = oci_config(&workload.server_argv("0.0.0.0"), cpu, env, seccomp);
+    container_parts(workload, port, cpu, config, CheckPid::PidFile, seccomp)
 }
 
 /// The plan pieces for running a `--bench` program in the workload's container instead of the
@@ -148,8 +154,9 @@ pub fn bench_parts(
     argv: &[String],
     cpu: usize,
     results_dir: &str,
+    seccomp: Seccomp,
 ) -> PlanParts {
-    let mut config = oci_config(argv, cpu, &BTreeMap::new());
+    let mut config = oci_config(argv, cpu, &BTreeMap::new(), seccomp);
     if let Some(mounts) = config["mounts"].as_array_mut() {
         mounts.push(
             json!({"destination": results_dir, "type": "bind", "source": results_dir,
@@ -163,6 +170,7 @@ pub fn bench_parts(
         cpu,
         config,
         CheckPid::HookState,
+        seccomp,
     )
 }
 
@@ -182,6 +190,7 @@ fn container_parts(
     cpu: usize,
     config: serde_json::Value,
     pid: CheckPid,
+    seccomp: Seccomp,
 ) -> PlanParts {
     let bundle = bundle_dir(workload);
     let mut files = BTreeMap::new();
@@ -193,7 +202,7 @@ fn container_parts(
     files.insert(NAT_RULES.to_string(), nat_rules(port));
     files.insert(
         CHECK_SCRIPT.to_string(),
-        check_script(workload.name(), cpu, pid),
+        check_script(workload.name(), cpu, pid, seccomp),
     );
     PlanParts {
         files,
@@ -231,7 +240,12 @@ const DOCKER_CAPABILITIES: [&str; 14] = [
 
 /// The OCI runtime config (runtime-spec 1.0) of the function's container; `env` comes after
 /// the default PATH (and replaces it when it sets PATH).
-fn oci_config(argv: &[String], cpu: usize, env: &BTreeMap<String, String>) -> serde_json::Value {
+fn oci_config(
+    argv: &[String],
+    cpu: usize,
+    env: &BTreeMap<String, String>,
+    seccomp: Seccomp,
+) -> serde_json::Value {
     let bind = |path: &str| {
         json!({"destination": path, "type": "bind", "source": path,
                "options": ["rbind", "ro", "nosuid", "nodev"]})
@@ -264,7 +278,7 @@ fn oci_config(argv: &[String], cpu: usize, env: &BTreeMap<String, String>) -> se
         .iter()
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
-    json!({
+    let mut config = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -289,7 +303,11 @@ fn oci_config(argv: &[String], cpu: usize, env: &BTreeMap<String, String>) -> se
             "resources": {"cpu": {"cpus": cpu.to_string()}},
             "cgroupsPath": CGROUP,
         },
-    })
+    });
+    if let Some(filter) = seccomp::oci_section(seccomp, &DOCKER_CAPABILITIES) {
+        config["linux"]["seccomp"] = filter;
+    }
+    config
 }
 
 /// Creates the container's network namespace, the bridge and the veth pair, then loads the NAT
@@ -314,10 +332,13 @@ fn network_script() -> String {
 
 /// Prints what the guest kernel says about the function runc started, as the affinity marker
 /// a bare process gets (`SIMCTL-AFFINITY pid=.. name=aes-go cpus=1 isolation=container nspid=..
-/// cgroup=.. own-pid-ns=yes own-net-ns=yes`), and fails the run unless it is pinned to `cpu`
-/// only, in its own pid and network namespaces and in the container's cgroup: a run that says
-/// "container" must have measured one. Fixed text apart from the workload's name and `cpu`.
-fn check_script(name: &str, cpu: usize, pid: CheckPid) -> String {
+/// cgroup=.. own-pid-ns=yes own-net-ns=yes seccomp=2`), and fails the run unless it is pinned
+/// to `cpu` only, in its own pid and network namespaces and in the container's cgroup, under
+/// the `seccomp` filter asked for: a run that says "container" must have measured one. Fixed
+/// text apart from the workload's name and `cpu`.
+fn check_script(name: &str, cpu: usize, pid: CheckPid, seccomp: Seccomp) -> String {
+    let seccomp_mode = seccomp.status_mode();
+    let seccomp_name = seccomp.name();
     let find_pid = match pid {
         CheckPid::PidFile => format!("pid=$(cat {PID_FILE})"),
         CheckPid::HookState => r#"exec >/dev/console
@@ -333,9 +354,14 @@ cpus=$(field Cpus_allowed_list)
 cgroup=$(sed -n "s/^0:://p" /proc/$pid/cgroup)
 pidns=$(own pid)
 netns=$(own net)
-echo "SIMCTL-AFFINITY pid=$pid name={name} cpus=$cpus isolation=container exe=$(readlink /proc/$pid/exe) nspid=$(field NSpid) cgroup=$cgroup own-pid-ns=$pidns own-net-ns=$netns"
+seccomp=$(field Seccomp)
+echo "SIMCTL-AFFINITY pid=$pid name={name} cpus=$cpus isolation=container exe=$(readlink /proc/$pid/exe) nspid=$(field NSpid) cgroup=$cgroup own-pid-ns=$pidns own-net-ns=$netns seccomp=$seccomp seccomp-filters=$(field Seccomp_filters)"
 if [ "$cpus" != {cpu} ] || [ $pidns != yes ] || [ $netns != yes ] || [ "$cgroup" != {CGROUP} ]; then
   echo "SIMCTL-ERROR the function is not pinned to CPU {cpu} in its own pid and network namespaces and cgroup {CGROUP}"
+  exit 1
+fi
+if [ "$seccomp" != {seccomp_mode} ]; then
+  echo "SIMCTL-ERROR the function runs with Seccomp: $seccomp in /proc/$pid/status, not {seccomp_mode} ({seccomp_name}); hint: is the guest kernel built with CONFIG_SECCOMP_FILTER?"
   exit 1
 fi
 "#
@@ -387,20 +413,25 @@ mod tests {
     fn the_check_script_prints_markers_the_host_reads() {
         use simctl_guest::markers::Marker;
         let substitution = regex::Regex::new(r"\$\([^)]*\)|\$[a-z]+").unwrap();
-        let markers: Vec<Marker> = check_script("aes-go", 1, CheckPid::PidFile)
-            .lines()
-            .filter_map(|line| line.trim().strip_prefix("echo \""))
-            .map(|echoed| {
-                // What the shell prints, with "1" for every variable and command.
-                let printed = substitution.replace_all(echoed.trim_end_matches('"'), "1");
-                Marker::parse(&printed)
-                    .unwrap_or_else(|| panic!("the host cannot read `{printed}`"))
-            })
-            .collect();
+        let markers: Vec<Marker> =
+            check_script("aes-go", 1, CheckPid::PidFile, Seccomp::DockerDefault)
+                .lines()
+                .filter_map(|line| line.trim().strip_prefix("echo \""))
+                .map(|echoed| {
+                    // What the shell prints, with "1" for every variable and command.
+                    let printed = substitution.replace_all(echoed.trim_end_matches('"'), "1");
+                    Marker::parse(&printed)
+                        .unwrap_or_else(|| panic!("the host cannot read `{printed}`"))
+                })
+                .collect();
         assert!(
             matches!(
                 &markers[..],
-                [Marker::Affinity { name: Some(name), cpus, .. }, Marker::Error(_)]
+                [
+                    Marker::Affinity { name: Some(name), cpus, .. },
+                    Marker::Error(_),
+                    Marker::Error(_),
+                ]
                     if name == "aes-go" && cpus == "1"
             ),
             "{markers:?}"
@@ -412,7 +443,7 @@ mod tests {
         let project = Project::at(env!("CARGO_MANIFEST_DIR"));
         let workload = Workload::load(&project, "aes-go").unwrap();
         let env = BTreeMap::from([("LD_PRELOAD".to_string(), "/x.so".to_string())]);
-        let parts = plan_parts(&workload, 50051, 1, &env);
+        let parts = plan_parts(&workload, 50051, 1, &env, Seccomp::DockerDefault);
         let config: serde_json::Value =
             serde_json::from_str(&parts.files["/var/lib/simctl/containers/aes-go/config.json"])
                 .unwrap();
@@ -452,6 +483,18 @@ mod tests {
             "{check}"
         );
         assert!(check.contains(r#"[ "$cpus" != 1 ]"#), "{check}");
+        assert!(check.contains(r#"[ "$seccomp" != 2 ]"#), "{check}");
+        assert_eq!(
+            config["linux"]["seccomp"]["defaultAction"],
+            "SCMP_ACT_ERRNO"
+        );
+        let unconfined = plan_parts(&workload, 50051, 1, &env, Seccomp::Unconfined);
+        let config: serde_json::Value = serde_json::from_str(
+            &unconfined.files["/var/lib/simctl/containers/aes-go/config.json"],
+        )
+        .unwrap();
+        assert!(config["linux"].get("seccomp").is_none(), "{config}");
+        assert!(unconfined.files[CHECK_SCRIPT].contains(r#"[ "$seccomp" != 0 ]"#));
         let overlay = rootfs_overlay(&workload, PathBuf::from("/x"));
         assert_eq!(
             overlay.target,

@@ -145,8 +145,13 @@ impl Workload {
 
     /// The server's argument vector inside the guest, listening on `host`.
     pub fn server_argv(&self, host: &str) -> Vec<String> {
+        self.server_argv_on(host, self.manifest.port)
+    }
+
+    /// The server's argument vector inside the guest, listening on `host`:`port`.
+    pub fn server_argv_on(&self, host: &str, port: u16) -> Vec<String> {
         let dir = self.guest_dir();
-        let port = self.manifest.port.to_string();
+        let port = port.to_string();
         self.manifest
             .server
             .iter()
@@ -164,6 +169,9 @@ impl Workload {
             .text("name", self.name())
             .tree("source", &self.dir)?
             .tree("proto", &project.workloads_dir().join("proto"))?;
+        if self.manifest.language == Language::Python {
+            key = key.tree("python-lib", &python_lib(project))?;
+        }
         for helper in self.helpers(project)? {
             key = key.key(helper.name(), &helper.key(project)?);
         }
@@ -306,7 +314,14 @@ fn build_python(
             "cannot generate the Python gRPC code; hint: apt-get install python3-grpc-tools",
         )?;
     copy_sources(&workload.dir, install, &[])?;
+    copy_sources(&python_lib(project), install, &[])?;
     install_wheels(project, workload, install, &log)
+}
+
+/// Python modules every Python function finds beside its server, as vSwarm's functions find
+/// its `utils/tracing/python/tracing.py`.
+fn python_lib(project: &Project) -> PathBuf {
+    project.workloads_dir().join("python-lib")
 }
 
 /// Downloads the workload's pinned wheels into the cache (only wheels, no dependency

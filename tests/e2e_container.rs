@@ -1,7 +1,7 @@
 //! End to end, for real: aes-go in an OCI container (runc) on QEMU, as the serverless-suite
-//! methodology measures functions. Ignored by default; scripts/test runs it when SIMCTL_TEST_E2E=1
-//! (CI sets it); a cold run builds
-//! the kernel and the Debian image.
+//! methodology measures functions: under Docker's default seccomp profile, without it, and as a
+//! bare process. Ignored by default; scripts/test runs it when SIMCTL_TEST_E2E=1 (CI sets it); a
+//! cold run builds the kernel and the Debian image.
 
 mod common;
 
@@ -46,12 +46,15 @@ fn aes_go_in_a_runc_container_on_qemu_answers_like_vswarm_pinned_to_core_1_and_b
     );
     assert_eq!(run_state(&run_dir).as_deref(), Some("ok"));
     assert!(
-        console.contains("SIMCTL-STEP done name=conformance"),
+        console.contains(
+            "replayed 16 pairs from /tmp/simctl-conformance.jsonl: 16 identical, 0 different"
+        ),
         "{console}"
     );
 
     // The guest's view of the process runc started: the server, on core 1 only, in the
-    // container's cgroup and in its own pid (where it is pid 1) and network namespaces.
+    // container's cgroup and in its own pid (where it is pid 1) and network namespaces, under
+    // Docker's default seccomp profile (filter mode 2, one filter: runc's).
     let function = console
         .lines()
         .find(|line| line.contains("SIMCTL-AFFINITY") && line.contains("name=aes-go"))
@@ -63,6 +66,7 @@ fn aes_go_in_a_runc_container_on_qemu_answers_like_vswarm_pinned_to_core_1_and_b
         "cgroup=/simctl/function",
         "own-pid-ns=yes",
         "own-net-ns=yes",
+        "seccomp=2 seccomp-filters=1",
     ] {
         assert!(function.contains(expected), "{expected} in: {function}");
     }
@@ -80,7 +84,38 @@ fn aes_go_in_a_runc_container_on_qemu_answers_like_vswarm_pinned_to_core_1_and_b
     assert_eq!(measured.len(), 5, "{csv}");
     assert!(measured.iter().all(|l| l.contains(",true,")), "{csv}");
     let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
-    assert!(report.contains("| isolation | container |"), "{report}");
+    assert!(
+        report.contains("| isolation | container (seccomp docker-default) |"),
+        "{report}"
+    );
+
+    // Without the filter (docker run --security-opt seccomp=unconfined), the check sees none.
+    let unconfined_dir = temp.path().join("unconfined");
+    let output = simctl(
+        &[
+            "run",
+            "--workload",
+            "aes-go",
+            "--platform",
+            "qemu",
+            "--seccomp",
+            "unconfined",
+            "--invocations",
+            "5",
+            "--warmup",
+            "2",
+            "--out",
+        ],
+        &[&unconfined_dir],
+    );
+    let console = std::fs::read_to_string(unconfined_dir.join("console.log")).unwrap_or_default();
+    assert!(output.status.success(), "{console}");
+    assert!(
+        console.lines().any(|line| line.contains("SIMCTL-AFFINITY")
+            && line.contains("isolation=container")
+            && line.contains("seccomp=0 ")),
+        "{console}"
+    );
 
     // For comparison, the bare process: pinned to core 1 by the boot agent, no runc.
     let process_dir = temp.path().join("process");

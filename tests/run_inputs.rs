@@ -85,6 +85,10 @@ fn bad_options_fail_before_any_build_naming_the_option() {
             "--image-spec /nonexistent.toml: no such file",
         ),
         (&["--jobs", "0"], "--jobs 0: give at least 1"),
+        (
+            &["--isolation", "process", "--seccomp", "unconfined"],
+            "--seccomp unconfined: the seccomp filter is the function container's",
+        ),
     ] {
         let mut args = base.to_vec();
         args.extend_from_slice(extra);

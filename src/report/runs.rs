@@ -64,7 +64,10 @@ impl RunRecord {
                     system.l1i_size, system.l1d_size, system.llc_size, system.clock
                 )
             }),
-            isolation: spec.isolation.name().to_string(),
+            isolation: match spec.seccomp {
+                Some(seccomp) => format!("{} (seccomp {})", spec.isolation.name(), seccomp.name()),
+                None => spec.isolation.name().to_string(),
+            },
             invocations: spec.invocations,
             warmup: spec.warmup,
             warming: spec.gem5.as_ref().map(|gem5| gem5.warming),

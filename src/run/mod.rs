@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod cmdline;
+pub mod conformance;
 pub mod console;
 pub mod doctor;
 pub mod gem5;
@@ -78,6 +79,12 @@ pub struct RunArgs {
     /// guest (tests/fixtures/conformance/ format); any different reply fails the run.
     #[arg(long, value_name = "FILE")]
     pub replay: Option<std::path::PathBuf>,
+    /// Before the run, every function with a pairs file in DIR (`<workload>.jsonl`, e.g.
+    /// tests/fixtures/conformance) is started in the same guest as a process on core 0, on a
+    /// port of its own, and answers its recorded pairs (one image and one boot for all); any
+    /// different reply fails the run. They stay up, idle, until the run ends.
+    #[arg(long, value_name = "DIR")]
+    pub conformance: Option<std::path::PathBuf>,
     /// How the function runs in the guest: in an OCI container (runc, cpuset of core 1,
     /// published port), as the methodology measures functions, or as a bare process (pinned
     /// to core 1 too), for comparison. Default: container, but process for a workload that
@@ -92,6 +99,10 @@ pub struct RunArgs {
     /// counter's growth per measured invocation in results/read-counts.csv.
     #[arg(long = "function-env", value_name = "KEY=VALUE")]
     pub function_env: Vec<String>,
+    /// The function container's seccomp filter: Docker's default profile, as Docker (and
+    /// vSwarm-u) runs every container, or none [default: docker-default; container only].
+    #[arg(long, value_enum)]
+    pub seccomp: Option<crate::container::seccomp::Seccomp>,
     /// Limit for each phase (boot+warm-up, measure) of the run, e.g. 30m.
     #[arg(long)]
     pub timeout: Option<humantime::Duration>,

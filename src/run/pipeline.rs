@@ -172,7 +172,10 @@ fn artifacts(
 ) -> Result<Built> {
     let spec = &resolved.spec;
     let (kernel, image, fast_init) = build_kernel_and_image(project, args, resolved)?;
-    let plan = super::plan::make_plan(&resolved.workload, spec)?.to_toml();
+    let mut plan = super::plan::make_plan(&resolved.workload, spec)?;
+    let timeout_s = plan.steps.last().map_or(600, |step| step.timeout_s);
+    super::conformance::prepend_steps(&mut plan, &resolved.conformance, timeout_s);
+    let plan = plan.to_toml();
     let cmdline = kernel_cmdline(spec, fast_init);
     let mut artifacts = Artifacts {
         kernel_key: kernel.key.hex(),
@@ -258,11 +261,21 @@ fn build_kernel_and_image(
     }
     let kernel = kernel::build_kernel(project, &kernel_request)?;
     eprintln!("kernel: {}", kernel.vmlinux.display());
-    let image_request = image::request_with(
+    let mut image_request = image::request_with(
         project,
         args.image_spec.clone(),
         std::slice::from_ref(&resolved.workload),
     )?;
+    // The functions --conformance replays run as processes: their install trees only, no
+    // container root file systems.
+    for replayed in &resolved.conformance {
+        let workload = &replayed.workload;
+        image_request.overlays.push(image::Overlay {
+            source: crate::workloads::build(project, workload)?,
+            target: "/".into(),
+        });
+        (image_request.extra_packages).extend(workload.manifest.guest_packages.iter().cloned());
+    }
     let image = image::build_image(project, &image_request)?;
     eprintln!("image: {}", image.path.display());
     let fast_init = image::Spec::load(&image_request.spec_path)?.init == image::Init::Simctl;

@@ -9,6 +9,7 @@ use simctl_guest::plan::{DEFAULT_RESULTS_DIR, Plan, Step};
 
 use super::Pattern;
 use super::spec::RunSpec;
+use crate::container::seccomp::Seccomp;
 use crate::container::{self, Isolation};
 use crate::workloads::Workload;
 
@@ -47,8 +48,13 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
             Isolation::Container => {
                 // As a function's container: runc on the client core, the cgroup pins the
                 // program; runc's poststart hook checks that it did.
-                let parts =
-                    container::bench_parts(workload, &argv, FUNCTION_CPU, DEFAULT_RESULTS_DIR);
+                let parts = container::bench_parts(
+                    workload,
+                    &argv,
+                    FUNCTION_CPU,
+                    DEFAULT_RESULTS_DIR,
+                    spec.seccomp.unwrap_or(Seccomp::DockerDefault),
+                );
                 (
                     parts.files,
                     vec![
@@ -132,7 +138,9 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
             )
         }),
         Isolation::Container => {
-            let parts = container::plan_parts(workload, port, FUNCTION_CPU, &spec.function_env);
+            let seccomp = spec.seccomp.unwrap_or(Seccomp::DockerDefault);
+            let parts =
+                container::plan_parts(workload, port, FUNCTION_CPU, &spec.function_env, seccomp);
             files.extend(parts.files);
             steps.push(client_step("container-network", parts.setup_argv));
             // runc itself stays on the client core; the container's cgroup pins the function.

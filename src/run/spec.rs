@@ -22,6 +22,7 @@ use super::system::{ByteSize, QEMU_KEYS, SystemSpec, parse_overrides};
 use super::{Arrival, CpuModel, Pattern, RunArgs};
 use crate::cache::CacheKey;
 use crate::container::Isolation;
+use crate::container::seccomp::Seccomp;
 use crate::project::Project;
 use crate::workloads::Workload;
 
@@ -89,10 +90,17 @@ pub struct RunSpec {
     pub load: LoadPattern,
     /// How the function runs in the guest (OCI container or bare process).
     pub isolation: Isolation,
+    /// The container's seccomp filter (container isolation only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<Seccomp>,
     /// Conformance pairs replayed in the guest before the load (their text is in the plan, so
     /// in the run key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<PathBuf>,
+    /// Pairs files of functions replayed in the same boot before the run (`--conformance`;
+    /// their text is in the plan, so in the run key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conformance: Option<PathBuf>,
     /// A guest program run on core 1 instead of the function and its client (`--bench`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bench: Option<String>,
@@ -398,6 +406,17 @@ fn check_platform(
     overrides: &[(String, String)],
     platform: PlatformKind,
 ) -> Result<()> {
+    if platform == PlatformKind::Gem5
+        && let Some(dir) = &args.conformance
+    {
+        // Its replayed functions stay up beside the measured one and would land in its stats.
+        bail!(
+            "--conformance {}: the functions it replays stay up on the client's core while the \
+             run's function is measured, which gem5's stats would count; hint: check \
+             conformance on QEMU (--platform qemu), then measure on gem5 without it",
+            dir.display()
+        );
+    }
     if platform == PlatformKind::Qemu {
         if let Some(warm) = args.warm {
             bail!(
@@ -520,6 +539,8 @@ pub fn choose_platform(
 pub struct Resolved {
     pub spec: RunSpec,
     pub workload: Workload,
+    /// The functions `--conformance` replays, with their pairs.
+    pub conformance: Vec<super::conformance::Replayed>,
     pub platform_why: String,
     pub system_file: PathBuf,
     pub gem5: Option<PathBuf>,
@@ -614,6 +635,15 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
     let qemu_spec = (platform == PlatformKind::Qemu).then(|| QemuSpec {
         accel: Accel::from_probe(kvm),
     });
+    // A bench program runs bare unless a container is asked for.
+    let isolation = match (&args.bench, args.isolation) {
+        (Some(_), None) => Isolation::Process,
+        (_, requested) => crate::container::choose(requested, &workload)?,
+    };
+    let conformance = match &args.conformance {
+        Some(dir) => super::conformance::load(project, dir)?,
+        None => Vec::new(),
+    };
     Ok(Resolved {
         spec: RunSpec {
             workload: workload.name().to_string(),
@@ -622,12 +652,10 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
             warmup: args.warmup,
             request,
             load: checked.load,
-            // A bench program runs bare unless a container is asked for.
-            isolation: match (&args.bench, args.isolation) {
-                (Some(_), None) => Isolation::Process,
-                (_, requested) => crate::container::choose(requested, &workload)?,
-            },
+            isolation,
+            seccomp: seccomp_of(isolation, args.seccomp)?,
             replay: args.replay.clone(),
+            conformance: args.conformance.clone(),
             bench: args.bench.clone(),
             co_runner: args.co_runner.clone(),
             kernel_args: args.kernel_args.clone(),
@@ -637,10 +665,24 @@ pub fn resolve(project: &Project, args: &RunArgs, kvm: &KvmStatus) -> Result<Res
             qemu: qemu_spec,
         },
         workload,
+        conformance,
         platform_why: checked.platform_why,
         system_file: checked.system_file,
         gem5: checked.gem5,
     })
+}
+
+/// The container's filter: the one asked for, else Docker's default; none for a process.
+fn seccomp_of(isolation: Isolation, requested: Option<Seccomp>) -> Result<Option<Seccomp>> {
+    match (isolation, requested) {
+        (Isolation::Container, requested) => Ok(Some(requested.unwrap_or(Seccomp::DockerDefault))),
+        (Isolation::Process, None) => Ok(None),
+        (Isolation::Process, Some(seccomp)) => anyhow::bail!(
+            "--seccomp {}: the seccomp filter is the function container's and the function runs \
+             as a process; hint: drop --seccomp, or use --isolation container",
+            seccomp.name()
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -759,12 +801,54 @@ mod tests {
     }
 
     #[test]
+    fn a_container_runs_under_dockers_seccomp_profile_unless_asked_and_a_process_under_none() {
+        use Seccomp::{DockerDefault, Unconfined};
+        assert_eq!(
+            seccomp_of(Isolation::Container, None).unwrap(),
+            Some(DockerDefault)
+        );
+        assert_eq!(
+            seccomp_of(Isolation::Container, Some(Unconfined)).unwrap(),
+            Some(Unconfined)
+        );
+        assert_eq!(seccomp_of(Isolation::Process, None).unwrap(), None);
+        let err = seccomp_of(Isolation::Process, Some(DockerDefault))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hint: drop --seccomp"), "{err}");
+        // The filter is part of the run key.
+        let container = RunSpec {
+            isolation: Isolation::Container,
+            seccomp: Some(DockerDefault),
+            ..spec()
+        };
+        let unconfined = RunSpec {
+            seccomp: Some(Unconfined),
+            ..container.clone()
+        };
+        let text = toml::to_string(&container).unwrap();
+        assert!(text.contains("seccomp = \"docker-default\""), "{text}");
+        assert_ne!(
+            RunRecord::key(&container, &artifacts()).hex(),
+            RunRecord::key(&unconfined, &artifacts()).hex()
+        );
+    }
+
+    #[test]
     fn options_of_another_platform_and_broken_cpu_models_are_refused() {
         let err = error("--workload w --cpu minor", None);
         assert!(
             err.contains("gem5 issue #1206")
                 && err.contains("--cpu timing")
                 && err.contains("--cpu o3"),
+            "{err}"
+        );
+        let err = error(
+            "--workload w --conformance tests/fixtures/conformance",
+            Some(PlatformKind::Gem5),
+        );
+        assert!(
+            err.contains("--conformance tests/fixtures/conformance: the functions it replays"),
             "{err}"
         );
         let err = error("--workload w --cpu o3", Some(PlatformKind::Qemu));
@@ -882,7 +966,9 @@ mod tests {
             request: "hello".into(),
             load: LoadPattern::CLOSED,
             isolation: Isolation::Process,
+            seccomp: None,
             replay: None,
+            conformance: None,
             bench: None,
             co_runner: None,
             kernel_args: Vec::new(),
