@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::fsutil::{free_bytes, is_disk_full};
 use lock::KeyLock;
 
 pub mod cli;
@@ -311,30 +312,9 @@ fn remove_stale_staging(kind_dir: &Path, own_key: &str) {
     }
 }
 
-/// Whether an error comes from a full file system (or an exhausted quota).
-fn is_disk_full(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
-            matches!(
-                io.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            )
-        }) || cause.to_string().contains(NO_SPACE)
-    })
-}
-
-/// What the C library calls ENOSPC; tools print it in their logs, which end up in our errors.
-const NO_SPACE: &str = "No space left on device";
-
 /// Below this many free bytes, a failed build is taken as a victim of a full disk: tools that
 /// run out of space (tar, make, mke2fs) only say so in their logs.
 const NEARLY_FULL: u64 = 1 << 20;
-
-/// Free bytes for unprivileged users on the file system of `dir`.
-fn free_bytes(dir: &Path) -> Option<u64> {
-    let stat = rustix::fs::statvfs(dir).ok()?;
-    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
-}
 
 /// Whether a build failed with `err` because the file system of `dir` is (nearly) full.
 fn ran_out_of_space(err: &anyhow::Error, dir: &Path) -> bool {
