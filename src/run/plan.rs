@@ -31,6 +31,8 @@ pub const HOOK_COUNTER_VAR: &str = "READHOOK_COUNT";
 const CO_RUNNER_STEP: &str = "co-runner";
 
 pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
+    // Resolved with the isolation (spec::seccomp_of): a container always has its filter named.
+    let seccomp = spec.seccomp.unwrap_or(Seccomp::DockerDefault);
     let timeout_s = if spec.is_gem5() { 24 * 3600 } else { 600 };
     if let Some(bench) = &spec.bench {
         let argv: Vec<String> = bench.split_whitespace().map(String::from).collect();
@@ -53,7 +55,7 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
                     &argv,
                     FUNCTION_CPU,
                     DEFAULT_RESULTS_DIR,
-                    spec.seccomp.unwrap_or(Seccomp::DockerDefault),
+                    seccomp,
                 );
                 (
                     parts.files,
@@ -138,7 +140,6 @@ pub fn make_plan(workload: &Workload, spec: &RunSpec) -> Result<Plan> {
             )
         }),
         Isolation::Container => {
-            let seccomp = spec.seccomp.unwrap_or(Seccomp::DockerDefault);
             let parts =
                 container::plan_parts(workload, port, FUNCTION_CPU, &spec.function_env, seccomp);
             files.extend(parts.files);
